@@ -1,0 +1,3 @@
+from cloudcast.cli.main import main
+
+raise SystemExit(main())

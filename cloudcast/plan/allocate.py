@@ -1,0 +1,123 @@
+"""Stable address allocation: existing allocations are kept, new ones take the lowest free slot."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from ipaddress import IPv4Address, IPv4Network
+
+from cloudcast.errors import PlanError
+from cloudcast.plan.model import Allocations
+from cloudcast.spec.models import Provider, Spec
+
+# Lab hosts made from specs live in 198.18.1.0 and up; `cloudcast lab up` hosts use 198.19/16.
+LAB_BASE = IPv4Address("198.18.1.10")
+LAB_MAX = 60000
+# AWS reserves the first four addresses of a subnet; start members well clear of them.
+PRIVATE_FIRST_HOST = 10
+
+
+def allocate(spec: Spec, previous: Allocations) -> Allocations:
+    """Allocations for `spec`, keeping every still-present entry of `previous` unchanged."""
+    sites = _site_cidrs(spec, previous)
+    overlay = _overlay(spec, previous)
+    private = _private(spec, previous, sites)
+    lab = _lab(spec, previous)
+    return Allocations(overlay=overlay, sites=sites, private=private, lab=lab)
+
+
+def _keep(previous: dict[str, str], names: Iterable[str]) -> dict[str, str]:
+    wanted = set(names)
+    return {k: v for k, v in previous.items() if k in wanted}
+
+
+def _overlay(spec: Spec, previous: Allocations) -> dict[str, str]:
+    net = spec.network.overlay
+    names = [node.name for _, node in spec.all_nodes()]
+    kept = {
+        k: v
+        for k, v in _keep(previous.overlay, names).items()
+        if IPv4Address(v) in net and IPv4Address(v) not in (net.network_address, net.broadcast_address)
+    }
+    used = {IPv4Address(v) for v in kept.values()}
+    free = (ip for ip in net.hosts() if ip not in used)
+    out = dict(kept)
+    for name in names:
+        if name not in out:
+            ip = next(free, None)
+            if ip is None:
+                raise PlanError(f"network.overlay: {net} is full")
+            out[name] = str(ip)
+    return dict(sorted(out.items()))
+
+
+def _site_cidrs(spec: Spec, previous: Allocations) -> dict[str, str]:
+    fixed = [site.cidr for site in spec.sites if site.cidr is not None]
+    wanted = [site.name for site in spec.sites if site.cidr is None]
+    kept: dict[str, str] = {}
+    for name, cidr in _keep(previous.sites, wanted).items():
+        net = IPv4Network(cidr)
+        if not any(net.overlaps(f) for f in fixed) and not net.overlaps(spec.network.overlay):
+            kept[name] = cidr
+    taken = [*fixed, spec.network.overlay, *(IPv4Network(c) for c in kept.values())]
+    out = dict(kept)
+    candidates = spec.network.site_pool.subnets(new_prefix=spec.network.site_prefix)
+    for name in wanted:
+        if name in out:
+            continue
+        for cand in candidates:
+            if not any(cand.overlaps(t) for t in taken):
+                out[name] = str(cand)
+                taken.append(cand)
+                break
+        else:
+            raise PlanError(
+                f"network.site_pool: {spec.network.site_pool} has no free "
+                f"/{spec.network.site_prefix} left for site {name!r}"
+            )
+    return dict(sorted(out.items()))
+
+
+def _private(spec: Spec, previous: Allocations, allocated: dict[str, str]) -> dict[str, str]:
+    """Provider-private addresses for providers that let us pick them (AWS, Linode)."""
+    out: dict[str, str] = {}
+    for site in spec.sites:
+        if site.provider not in (Provider.AWS, Provider.LINODE):
+            continue
+        cidr = site.cidr or IPv4Network(allocated[site.name])
+        names = [n.name for n in site.nodes]
+        kept = {k: v for k, v in _keep(previous.private, names).items() if IPv4Address(v) in cidr}
+        used = {IPv4Address(v) for v in kept.values()}
+        hosts = list(cidr.hosts())[PRIVATE_FIRST_HOST - 1 : -1] or list(cidr.hosts())[3:-1]
+        free = (ip for ip in hosts if ip not in used)
+        out.update(kept)
+        for name in names:
+            if name not in out:
+                ip = next(free, None)
+                if ip is None:
+                    raise PlanError(f"site {site.name!r}: {cidr} has no free address for {name!r}")
+                out[name] = str(ip)
+    return dict(sorted(out.items()))
+
+
+def _lab(spec: Spec, previous: Allocations) -> dict[str, int]:
+    names = [n.name for s in spec.sites if s.provider is Provider.LAB for n in s.nodes]
+    wanted = set(names)
+    kept = {k: v for k, v in previous.lab.items() if k in wanted}
+    used = set(kept.values())
+    out = dict(kept)
+    nxt = 0
+    for name in names:
+        if name in out:
+            continue
+        while nxt in used:
+            nxt += 1
+        if nxt >= LAB_MAX:
+            raise PlanError("the lab has no free underlay address left")
+        out[name] = nxt
+        used.add(nxt)
+    return dict(sorted(out.items()))
+
+
+def lab_ip(index: int) -> str:
+    """The simulated-internet address of the lab host with underlay index `index`."""
+    return str(LAB_BASE + index)

@@ -1,0 +1,206 @@
+"""Turn a validated spec and its allocations into a `NetworkPlan` (pure: no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cloudcast.plan.allocate import allocate, lab_ip
+from cloudcast.plan.model import (
+    Allocations,
+    EndpointKind,
+    LabShape,
+    Link,
+    NatMode,
+    NetworkPlan,
+    NodePlan,
+    ServicePlan,
+    SitePlan,
+)
+from cloudcast.spec.models import Node, Provider, Role, Site, Spec, Topology
+
+
+@dataclass(frozen=True, slots=True)
+class _N:
+    """What the peer computation needs to know about one node."""
+
+    name: str
+    site: str
+    nat: NatMode
+    role: Role
+    vpn: bool
+    routed: tuple[str, ...]  # CIDRs this node carries besides its own /32
+
+
+def build_plan(spec: Spec, previous: Allocations | None = None) -> tuple[NetworkPlan, Allocations]:
+    """Plan the network; returns the plan and the allocations to record for next time."""
+    alloc = allocate(spec, previous or Allocations())
+    topo = spec.network.topology
+    site_cidr = {s.name: str(s.cidr) if s.cidr else alloc.sites[s.name] for s in spec.sites}
+    gateways = {s.name: _gateways(s, topo) for s in spec.sites}
+    warnings: list[str] = []
+
+    nodes: dict[str, _N] = {}
+    for site in spec.sites:
+        primary = gateways[site.name][0] if gateways[site.name] else None
+        for node in site.nodes:
+            vpn = topo is Topology.MESH or node.name in gateways[site.name] or not gateways[site.name]
+            routed = (site_cidr[site.name],) if node.name == primary and topo is not Topology.MESH else ()
+            nodes[node.name] = _N(node.name, site.name, _nat(node), node.role, vpn, routed)
+
+    links, relays = _links(spec, nodes, alloc, site_cidr, warnings)
+
+    node_plans: list[NodePlan] = []
+    for site in spec.sites:
+        gw = gateways[site.name][0] if gateways[site.name] else None
+        remote = tuple(sorted(c for name, c in site_cidr.items() if name != site.name))
+        for node in site.nodes:
+            n = nodes[node.name]
+            member = not n.vpn
+            node_plans.append(
+                NodePlan(
+                    name=node.name,
+                    site=site.name,
+                    provider=site.provider.value,
+                    role=node.role.value,
+                    fqdn=f"{node.name}.{spec.network.domain}",
+                    overlay_ip=alloc.overlay[node.name],
+                    vpn=n.vpn,
+                    behind_nat=n.nat,
+                    forwards=bool(n.routed) or node.role is Role.HUB or node.name in relays,
+                    size=node.size,
+                    image=node.image,
+                    private_ip=alloc.private.get(node.name),
+                    gateway=gw if member else None,
+                    routes=(str(spec.network.overlay), *remote) if member else (),
+                    lab=_lab_shape(alloc, node, n.nat) if site.provider is Provider.LAB else None,
+                    peers=tuple(links.get(node.name, ())),
+                )
+            )
+    plan = NetworkPlan(
+        name=spec.name,
+        overlay=str(spec.network.overlay),
+        transport=spec.network.transport.value,
+        topology=topo.value,
+        port=spec.network.port,
+        mtu=spec.network.mtu,
+        keepalive=spec.network.keepalive,
+        domain=spec.network.domain,
+        interface=spec.network.interface,
+        sites=tuple(
+            SitePlan(
+                name=s.name,
+                provider=s.provider.value,
+                region=s.region,
+                cidr=site_cidr[s.name],
+                cidr_allocated=s.cidr is None,
+                gateways=gateways[s.name],
+                nodes=tuple(n.name for n in s.nodes),
+            )
+            for s in spec.sites
+        ),
+        nodes=tuple(node_plans),
+        services=tuple(
+            ServicePlan(
+                name=svc.name,
+                node=_canonical(spec, svc.node),
+                port=svc.port,
+                protocol=svc.protocol.value,
+                overlay_ip=alloc.overlay[_canonical(spec, svc.node)],
+            )
+            for svc in spec.services
+        ),
+        warnings=tuple(warnings),
+    )
+    return plan, alloc
+
+
+def _canonical(spec: Spec, name: str) -> str:
+    for _, node in spec.all_nodes():
+        if node.name.lower() == name.lower():
+            return node.name
+    raise KeyError(name)
+
+
+def _nat(node: Node) -> NatMode:
+    if node.behind_nat == "double":
+        return "double"
+    return "nat" if node.behind_nat else "none"
+
+
+def _gateways(site: Site, topo: Topology) -> tuple[str, ...]:
+    if topo is Topology.MESH:
+        return ()
+    hubs = [n.name for n in site.nodes if n.role is Role.HUB]
+    gws = [n.name for n in site.nodes if n.role is Role.GATEWAY]
+    return tuple(hubs + gws)
+
+
+def _lab_shape(alloc: Allocations, node: Node, nat: NatMode) -> LabShape:
+    index = alloc.lab[node.name]
+    return LabShape(index=index, public_ip=lab_ip(index), nat=nat)
+
+
+def _endpoint(me: _N, peer: _N) -> EndpointKind | None:
+    if peer.nat != "none":
+        return None
+    return "private" if me.site == peer.site else "public"
+
+
+def _links(
+    spec: Spec,
+    nodes: dict[str, _N],
+    alloc: Allocations,
+    site_cidr: dict[str, str],
+    warnings: list[str],
+) -> tuple[dict[str, list[Link]], set[str]]:
+    """Peers of every VPN node per topology; NAT-to-NAT pairs go through a relay."""
+    vpn = [n for n in nodes.values() if n.vpn]
+    topo = spec.network.topology
+    keepalive = spec.network.keepalive or None
+    carried: dict[str, list[str]] = {n.name: [f"{alloc.overlay[n.name]}/32", *n.routed] for n in vpn}
+    pairs: list[tuple[_N, _N]] = []
+    if topo is Topology.HUB:
+        hubs = [n for n in vpn if n.role is Role.HUB]
+        spokes = [n for n in vpn if n.role is not Role.HUB]
+        pairs = [(h, s) for h in hubs for s in spokes]
+        pairs += [(a, b) for i, a in enumerate(hubs) for b in hubs[i + 1 :]]
+    else:
+        pairs = [(a, b) for i, a in enumerate(vpn) for b in vpn[i + 1 :]]
+
+    relays: set[str] = set()
+    relay = next((n for n in sorted(vpn, key=lambda n: n.name) if n.nat == "none"), None)
+    # extra CIDRs a node's link to its relay (or a spoke's link to its hub) must carry
+    via: dict[tuple[str, str], list[str]] = {}
+    direct: list[tuple[_N, _N]] = []
+    for a, b in pairs:
+        if a.nat != "none" and b.nat != "none":
+            if relay is None:
+                warnings.append(f"{a.name} and {b.name} are both behind NAT and no node can relay")
+                continue
+            relays.add(relay.name)
+            via.setdefault((a.name, relay.name), []).extend(carried[b.name])
+            via.setdefault((b.name, relay.name), []).extend(carried[a.name])
+            warnings.append(f"{a.name} <-> {b.name}: both behind NAT, relayed through {relay.name}")
+        else:
+            direct.append((a, b))
+    if topo is Topology.HUB:
+        # a spoke reaches every other spoke through its (first) hub
+        hubs = [n for n in vpn if n.role is Role.HUB]
+        if hubs:
+            for s in (n for n in vpn if n.role is not Role.HUB):
+                others = [c for o in vpn if o.role is not Role.HUB and o.name != s.name for c in carried[o.name]]
+                via.setdefault((s.name, hubs[0].name), []).extend(others)
+
+    links: dict[str, list[Link]] = {n.name: [] for n in vpn}
+    for a, b in direct:
+        for me, peer in ((a, b), (b, a)):
+            allowed = carried[peer.name] + via.get((me.name, peer.name), [])
+            links[me.name].append(
+                Link(
+                    peer=peer.name,
+                    endpoint=_endpoint(me, peer),
+                    keepalive=keepalive if me.nat != "none" else None,
+                    allowed_ips=tuple(dict.fromkeys(allowed)),
+                )
+            )
+    return {k: sorted(v, key=lambda link: link.peer) for k, v in links.items()}, relays

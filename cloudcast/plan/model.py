@@ -1,0 +1,143 @@
+"""The frozen `NetworkPlan`: what every node gets, computed from the spec and the allocations."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+EndpointKind = Literal["private", "public"]
+NatMode = Literal["none", "nat", "double"]
+
+
+@dataclass(frozen=True, slots=True)
+class Allocations:
+    """Addresses handed out so far; recorded in the state dir so nothing is ever renumbered."""
+
+    overlay: dict[str, str] = field(default_factory=dict)  # node -> overlay address
+    sites: dict[str, str] = field(default_factory=dict)  # site -> allocated CIDR
+    private: dict[str, str] = field(default_factory=dict)  # node -> provider-private address
+    lab: dict[str, int] = field(default_factory=dict)  # lab node -> underlay index
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: dict(sorted(v.items())) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Allocations:
+        return cls(
+            overlay=dict(data.get("overlay", {})),
+            sites=dict(data.get("sites", {})),
+            private=dict(data.get("private", {})),
+            lab={k: int(v) for k, v in data.get("lab", {}).items()},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """One node's view of one peer: how to reach it and what it carries."""
+
+    peer: str
+    endpoint: EndpointKind | None  # which of the peer's addresses to dial; None: wait for it
+    keepalive: int | None  # set on the NAT side only
+    allowed_ips: tuple[str, ...]  # the peer's overlay /32, plus CIDRs it routes or relays
+
+
+def pair_id(a: str, b: str) -> str:
+    """The canonical id of the unordered pair {a, b}."""
+    x, y = sorted((a, b))
+    return f"{x}--{y}"
+
+
+@dataclass(frozen=True, slots=True)
+class LabShape:
+    """How a lab host is built: its underlay address and NAT mode."""
+
+    index: int
+    public_ip: str
+    nat: NatMode
+
+
+@dataclass(frozen=True, slots=True)
+class NodePlan:
+    name: str
+    site: str
+    provider: str
+    role: str
+    fqdn: str
+    overlay_ip: str
+    vpn: bool  # runs the transport (all nodes in mesh; gateways and hubs otherwise)
+    behind_nat: NatMode
+    forwards: bool  # routes traffic for others: sysctls on, forwarding allowed
+    size: str | None
+    image: str | None
+    private_ip: str | None  # planned provider-private address (aws, linode); None: observed
+    gateway: str | None  # members of a gateways/hub site: the node they route through
+    routes: tuple[str, ...]  # CIDRs a member routes via its gateway
+    lab: LabShape | None
+    peers: tuple[Link, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SitePlan:
+    name: str
+    provider: str
+    region: str | None
+    cidr: str
+    cidr_allocated: bool
+    gateways: tuple[str, ...]
+    nodes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePlan:
+    name: str
+    node: str
+    port: int
+    protocol: str
+    overlay_ip: str
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkPlan:
+    """Everything later stages need, and nothing secret."""
+
+    name: str
+    overlay: str
+    transport: str
+    topology: str
+    port: int
+    mtu: int
+    keepalive: int
+    domain: str
+    interface: str
+    sites: tuple[SitePlan, ...]
+    nodes: tuple[NodePlan, ...]
+    services: tuple[ServicePlan, ...]
+    warnings: tuple[str, ...] = ()
+
+    def node(self, name: str) -> NodePlan:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    def site(self, name: str) -> SitePlan:
+        for site in self.sites:
+            if site.name == name:
+                return site
+        raise KeyError(name)
+
+    def pairs(self) -> list[str]:
+        """Every peered pair once, sorted."""
+        return sorted({pair_id(n.name, link.peer) for n in self.nodes for link in n.peers})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        """Canonical JSON: the same plan always gives the same bytes."""
+        return json.dumps(self.to_dict(), sort_keys=True, indent=1) + "\n"
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]

@@ -1,0 +1,201 @@
+"""Cross-field rules the models alone cannot express. Each problem is `path: message (value)`."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Iterator
+from ipaddress import IPv4Network
+
+from cloudcast.spec.models import Backend, Provider, Role, Spec, Topology, Transport
+
+CLOUD = {Provider.AWS, Provider.LINODE, Provider.VULTR}
+_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", re.IGNORECASE)
+# Ranges meant for private use: RFC 1918 and the carrier-grade NAT block.
+_PRIVATE = [IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")]
+
+Rule = Callable[[Spec], Iterator[str]]
+
+
+def check(spec: Spec) -> list[str]:
+    """Every cross-field problem in `spec`, in a stable order."""
+    return [problem for rule in RULES for problem in rule(spec)]
+
+
+def _names(spec: Spec) -> Iterator[str]:
+    if not _LABEL.match(spec.name):
+        yield f"name: {spec.name!r} is not a valid hostname label (letters, digits, '-')"
+    for i, site in enumerate(spec.sites):
+        if not _LABEL.match(site.name):
+            yield f"sites[{i}].name: {site.name!r} is not a valid hostname label (letters, digits, '-')"
+        for j, node in enumerate(site.nodes):
+            if not _LABEL.match(node.name):
+                yield (
+                    f"sites[{i}].nodes[{j}].name: {node.name!r} is not a valid hostname label "
+                    "(letters, digits, '-')"
+                )
+    for k, svc in enumerate(spec.services):
+        if not _LABEL.match(svc.name):
+            yield f"services[{k}].name: {svc.name!r} is not a valid name (letters, digits, '-')"
+    labels = spec.network.domain.rstrip(".").split(".")
+    if not all(_LABEL.match(label) for label in labels):
+        yield f"network.domain: {spec.network.domain!r} is not a valid domain name"
+
+
+def _duplicates(spec: Spec) -> Iterator[str]:
+    seen: dict[str, str] = {}
+    for i, site in enumerate(spec.sites):
+        key, path = site.name.lower(), f"sites[{i}].name"
+        if key in seen:
+            yield f"{path}: duplicate site name {site.name!r} (also {seen[key]})"
+        seen.setdefault(key, path)
+    nodes: dict[str, str] = {}
+    for i, site in enumerate(spec.sites):
+        for j, node in enumerate(site.nodes):
+            key, path = node.name.lower(), f"sites[{i}].nodes[{j}].name"
+            if key in nodes:
+                yield f"{path}: duplicate node name {node.name!r} (also {nodes[key]})"
+            nodes.setdefault(key, path)
+    services: dict[str, str] = {}
+    ports: dict[tuple[str, int, str], str] = {}
+    for k, svc in enumerate(spec.services):
+        key, path = svc.name.lower(), f"services[{k}].name"
+        if key in services:
+            yield f"{path}: duplicate service name {svc.name!r} (also {services[key]})"
+        services.setdefault(key, path)
+        pkey = (svc.node.lower(), svc.port, svc.protocol.value)
+        if pkey in ports:
+            yield (
+                f"services[{k}].port: {svc.protocol.value}/{svc.port} on {svc.node!r} is already "
+                f"taken by {ports[pkey]}"
+            )
+        ports.setdefault(pkey, f"services[{k}]")
+
+
+def _private(net: IPv4Network) -> bool:
+    return any(net.subnet_of(p) for p in _PRIVATE)
+
+
+def _addresses(spec: Spec) -> Iterator[str]:
+    overlay = spec.network.overlay
+    if not _private(overlay):
+        yield f"network.overlay: {overlay} is not a private range (10/8, 172.16/12, 192.168/16, 100.64/10)"
+    vpn_nodes = sum(1 for _, node in spec.all_nodes())
+    room = overlay.num_addresses - 2
+    if room < vpn_nodes:
+        yield f"network.overlay: {overlay} has room for {max(room, 0)} nodes, the spec has {vpn_nodes}"
+    pool = spec.network.site_pool
+    if pool.prefixlen > spec.network.site_prefix:
+        yield (
+            f"network.site_prefix: /{spec.network.site_prefix} sites do not fit in "
+            f"network.site_pool ({pool})"
+        )
+    placed: list[tuple[str, IPv4Network]] = []
+    for i, site in enumerate(spec.sites):
+        if site.cidr is None:
+            continue
+        path = f"sites[{i}].cidr"
+        if not _private(site.cidr):
+            yield f"{path}: {site.cidr} is not a private range"
+        if site.cidr.overlaps(overlay):
+            yield f"{path}: {site.cidr} overlaps network.overlay ({overlay})"
+        for other_path, other in placed:
+            if site.cidr.overlaps(other):
+                yield f"{path}: {site.cidr} overlaps {other_path} ({other})"
+        placed.append((path, site.cidr))
+        usable = site.cidr.num_addresses - (5 if site.provider is Provider.AWS else 2)
+        if usable < len(site.nodes):
+            yield (
+                f"{path}: {site.cidr} has room for {max(usable, 0)} nodes, the site has "
+                f"{len(site.nodes)}"
+            )
+        if site.provider is Provider.AWS and not 16 <= site.cidr.prefixlen <= 28:
+            yield f"{path}: AWS VPCs take /16 to /28 ({site.cidr})"
+
+
+def _providers(spec: Spec) -> Iterator[str]:
+    for i, site in enumerate(spec.sites):
+        if site.provider in CLOUD and not site.region:
+            yield f"sites[{i}].region: required for provider {site.provider.value}"
+        for j, node in enumerate(site.nodes):
+            path = f"sites[{i}].nodes[{j}]"
+            host = node.ssh.host if node.ssh else None
+            if site.provider is Provider.STATIC and not host:
+                yield f"{path}.ssh.host: required for static nodes (node {node.name!r})"
+            if site.provider in CLOUD and host:
+                yield (
+                    f"{path}.ssh.host: the address of {site.provider.value} nodes comes from "
+                    f"Terraform; remove it ({host!r})"
+                )
+            if site.provider in CLOUD and node.behind_nat:
+                yield (
+                    f"{path}.behind_nat: {site.provider.value} instances have public addresses; "
+                    "behind_nat is for static and lab nodes"
+                )
+
+
+def _topology(spec: Spec) -> Iterator[str]:
+    net = spec.network
+    if net.transport is Transport.IPSEC and net.topology is Topology.MESH:
+        yield (
+            "network.transport: ipsec runs between gateways; use topology 'gateways' or 'hub' "
+            "(mesh)"
+        )
+    hubs: list[str] = []
+    for i, site in enumerate(spec.sites):
+        gateways = [n for n in site.nodes if n.role in (Role.GATEWAY, Role.HUB)]
+        for j, node in enumerate(site.nodes):
+            path = f"sites[{i}].nodes[{j}].role"
+            if node.role is Role.HUB:
+                hubs.append(node.name)
+                if net.topology is not Topology.HUB:
+                    yield f"{path}: role 'hub' needs topology 'hub' (topology is {net.topology.value})"
+                if node.behind_nat:
+                    yield f"sites[{i}].nodes[{j}].behind_nat: a hub must be reachable, not behind NAT"
+            if node.role is Role.GATEWAY and net.topology is Topology.MESH:
+                yield f"{path}: role 'gateway' needs topology 'gateways' or 'hub' (mesh)"
+        if net.topology is Topology.GATEWAYS and not gateways:
+            yield f"sites[{i}].nodes: site {site.name!r} has no gateway (topology gateways needs one per site)"
+        if (
+            net.topology is Topology.HUB
+            and net.transport is Transport.IPSEC
+            and not gateways
+        ):
+            yield f"sites[{i}].nodes: site {site.name!r} has no gateway or hub (ipsec runs between gateways)"
+        if len(gateways) > 2:
+            yield f"sites[{i}].nodes: site {site.name!r} has {len(gateways)} gateways; at most 2"
+    if net.topology is Topology.HUB and not hubs:
+        yield "network.topology: topology 'hub' needs a node with role 'hub'"
+    if len(hubs) > 2:
+        yield f"network.topology: {len(hubs)} hubs ({', '.join(hubs)}); at most 2 (a hub and its standby)"
+    if net.topology is Topology.MESH:
+        nodes = [node for _, node in spec.all_nodes()]
+        if len(nodes) > 1 and all(node.behind_nat for node in nodes):
+            yield "sites: every node is behind NAT; at least one must be reachable to relay for the others"
+
+
+def _services(spec: Spec) -> Iterator[str]:
+    names = {node.name.lower(): node.name for _, node in spec.all_nodes()}
+    for k, svc in enumerate(spec.services):
+        if svc.node.lower() not in names:
+            close = difflib.get_close_matches(svc.node.lower(), list(names), n=1)
+            hint = f"; did you mean {names[close[0]]!r}?" if close else ""
+            yield f"services[{k}].node: unknown node {svc.node!r}{hint}"
+        if svc.protocol.value == "udp" and svc.port == spec.network.port:
+            yield f"services[{k}].port: {svc.port}/udp is the transport's own port"
+
+
+def _state(spec: Spec) -> Iterator[str]:
+    st = spec.state
+    if st.backend is Backend.S3:
+        if not st.bucket:
+            yield "state.bucket: required for backend s3"
+        if not st.region:
+            yield "state.region: required for backend s3"
+    else:
+        for key in ("bucket", "key", "region", "dynamodb_table", "endpoint"):
+            if getattr(st, key) is not None:
+                yield f"state.{key}: only used with backend 's3' (backend is local)"
+
+
+RULES: list[Rule] = [_names, _duplicates, _addresses, _providers, _topology, _services, _state]

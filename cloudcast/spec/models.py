@@ -1,0 +1,208 @@
+"""The spec: pydantic models of the user's JSON. The JSON Schema is generated from them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from ipaddress import IPv4Network
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Name = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=63,
+        description="A hostname label: letters, digits and '-', not starting or ending with '-'.",
+    ),
+]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class Transport(StrEnum):
+    WIREGUARD = "wireguard"
+    IPSEC = "ipsec"
+
+
+class Topology(StrEnum):
+    MESH = "mesh"
+    GATEWAYS = "gateways"
+    HUB = "hub"
+
+
+class Provider(StrEnum):
+    AWS = "aws"
+    LINODE = "linode"
+    VULTR = "vultr"
+    STATIC = "static"
+    LAB = "lab"
+
+
+class Role(StrEnum):
+    MEMBER = "member"
+    GATEWAY = "gateway"
+    HUB = "hub"
+
+
+class Protocol(StrEnum):
+    TCP = "tcp"
+    UDP = "udp"
+
+
+class Backend(StrEnum):
+    LOCAL = "local"
+    S3 = "s3"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+
+class Network(_Model):
+    """The overlay network shared by every node."""
+
+    overlay: IPv4Network = Field(
+        default=IPv4Network("10.15.0.0/16"),
+        description="CIDR of the overlay; every VPN node gets one address in it.",
+    )
+    transport: Transport = Field(default=Transport.WIREGUARD, description="Tunnel technology.")
+    topology: Topology = Field(
+        default=Topology.MESH,
+        description="mesh: every node peers with every node; gateways: one gateway per site "
+        "carries the site's CIDR; hub: spokes peer only with the hub.",
+    )
+    port: Port = Field(default=51871, description="UDP port of the transport (WireGuard).")
+    mtu: int = Field(default=1420, ge=1280, le=9000, description="MTU of the tunnel interface.")
+    keepalive: int = Field(
+        default=25,
+        ge=0,
+        le=3600,
+        description="Persistent keepalive (seconds) sent from nodes behind NAT; 0 disables.",
+    )
+    domain: str = Field(
+        default="vpc.internal",
+        min_length=1,
+        max_length=200,
+        description="Domain for node names: every node is reachable as NAME.DOMAIN.",
+    )
+    interface: str = Field(
+        default="cc0", pattern=r"^[a-zA-Z0-9_=+.-]{1,15}$", description="Tunnel interface name."
+    )
+    site_pool: IPv4Network = Field(
+        default=IPv4Network("10.128.0.0/9"),
+        description="Where site CIDRs are allocated from when a site gives none.",
+    )
+    site_prefix: int = Field(
+        default=24, ge=16, le=28, description="Prefix length of allocated site CIDRs."
+    )
+
+
+class SSH(_Model):
+    """How cloudcast reaches hosts over SSH; nodes may override any field."""
+
+    user: str = Field(default="root", min_length=1, description="Login user (root or sudo).")
+    port: Port = Field(default=22, description="SSH port.")
+    private_key: str | None = Field(
+        default=None,
+        description="Path of the private key; the lab provides its own key for lab sites.",
+    )
+    public_key: str | None = Field(
+        default=None,
+        description="Path of the public key installed on new cloud instances "
+        "(default: private_key + '.pub').",
+    )
+    sources: list[IPv4Network] = Field(
+        default_factory=lambda: [IPv4Network("0.0.0.0/0")],
+        description="CIDRs allowed to reach SSH through cloud and host firewalls.",
+    )
+    known_hosts: str | None = Field(
+        default=None,
+        description="Strict mode: a known_hosts file every host key must already be in.",
+    )
+
+
+class NodeSSH(_Model):
+    """Per-node SSH overrides; `host` is required for static nodes."""
+
+    host: str | None = Field(default=None, description="Address or name to SSH to.")
+    port: Port | None = None
+    user: str | None = None
+    private_key: str | None = None
+
+
+class Node(_Model):
+    """One machine in a site."""
+
+    name: Name = Field(description="Hostname label, unique across the spec (case-insensitive).")
+    size: str | None = Field(default=None, description="Instance type / plan (provider default).")
+    image: str | None = Field(default=None, description="Image (provider default: Ubuntu 22.04).")
+    role: Role = Field(
+        default=Role.MEMBER,
+        description="member; gateway (routes its site, `gateways`/`hub` topologies); hub.",
+    )
+    behind_nat: bool | Literal["double"] = Field(
+        default=False,
+        description="The node cannot be reached from outside (true, or \"double\" for double "
+        "NAT); it initiates its tunnels and keeps them alive.",
+    )
+    ssh: NodeSSH | None = Field(default=None, description="SSH overrides for this node.")
+
+
+class Site(_Model):
+    """A group of nodes sharing a provider network (a VPC, a LAN, a home)."""
+
+    name: Name
+    provider: Provider
+    region: str | None = Field(default=None, description="Provider region (cloud sites).")
+    cidr: IPv4Network | None = Field(
+        default=None, description="The site's private CIDR; allocated when absent."
+    )
+    nodes: list[Node] = Field(min_length=1)
+
+
+class Service(_Model):
+    """A port on a node reachable from every node over the overlay, never from the underlay."""
+
+    name: Name
+    node: str = Field(description="Name of the node that runs the service.")
+    port: Port
+    protocol: Protocol = Protocol.TCP
+
+
+class State(_Model):
+    """Where Terraform's and cloudcast's state live."""
+
+    backend: Backend = Field(default=Backend.LOCAL)
+    dir: str | None = Field(
+        default=None, description="Work dir (default: .cloudcast/ beside the spec)."
+    )
+    bucket: str | None = Field(default=None, description="S3 bucket (backend s3).")
+    key: str | None = Field(default=None, description="S3 object key prefix (backend s3).")
+    region: str | None = Field(default=None, description="S3 region (backend s3).")
+    use_lockfile: bool = Field(default=True, description="S3-native state locking.")
+    dynamodb_table: str | None = Field(default=None, description="DynamoDB lock table.")
+    endpoint: str | None = Field(default=None, description="S3 endpoint override (moto, MinIO).")
+
+
+class Spec(_Model):
+    """A cloudcast network."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    schema_: str | None = Field(default=None, alias="$schema", description="JSON Schema URL.")
+    name: Name = Field(description="Network name; prefixes cloud resource names.")
+    description: str | None = Field(default=None, description="Free text, for people.")
+    network: Network = Field(default_factory=Network)
+    ssh: SSH = Field(default_factory=SSH)
+    sites: list[Site] = Field(min_length=1)
+    services: list[Service] = Field(default_factory=list)
+    state: State = Field(default_factory=State)
+    aws_endpoint: str | None = Field(
+        default=None,
+        description="Override for every AWS API endpoint (moto, LocalStack); "
+        "AWS_ENDPOINT_URL does the same.",
+    )
+
+    def all_nodes(self) -> list[tuple[Site, Node]]:
+        """Every (site, node) in spec order."""
+        return [(site, node) for site in self.sites for node in site.nodes]

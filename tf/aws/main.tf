@@ -1,0 +1,197 @@
+# One cloudcast site on AWS: a VPC whose single subnet spans the site CIDR,
+# an internet gateway, a route table, security groups, a key pair, and per node
+# an ENI with the planned private address, an instance on it and, for public
+# nodes, an Elastic IP.
+
+locals {
+  name = "${var.name_prefix}-${var.site}"
+
+  tags = merge(var.tags, {
+    "cloudcast:network" = var.name_prefix
+    "cloudcast:site"    = var.site
+  })
+
+  # Gateways and hubs forward traffic for other addresses and face the internet;
+  # so do nodes the spec marks public.
+  forwarders = toset([for name, n in var.nodes : name if contains(["gateway", "hub"], n.role)])
+  exposed    = toset([for name, n in var.nodes : name if contains(local.forwarders, name) || n.public])
+  public     = toset([for name, n in var.nodes : name if n.public])
+
+  # Every source whose traffic is trusted in full: this site, the overlay, other sites.
+  trusted_cidrs = toset(concat([var.cidr, var.overlay_cidr], var.remote_cidrs))
+
+  # image: "ami-..." is used as is; anything else is an AMI name pattern.
+  default_ami_name   = "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*"
+  canonical_owner_id = "099720109477"
+  ami_pattern        = { for name, n in var.nodes : name => (n.image == "" ? local.default_ami_name : n.image) }
+  ami_lookups        = toset([for name, p in local.ami_pattern : p if !startswith(p, "ami-")])
+  ami_id = {
+    for name, p in local.ami_pattern : name => (startswith(p, "ami-") ? p : data.aws_ami.by_name[p].id)
+  }
+}
+
+# --- images -------------------------------------------------------------------
+
+data "aws_ami" "by_name" {
+  for_each = local.ami_lookups
+
+  most_recent = true
+  # The default pattern is Canonical's; a custom pattern may also name your own
+  # or Amazon's images.
+  owners = each.key == local.default_ami_name ? [local.canonical_owner_id] : ["self", "amazon", local.canonical_owner_id]
+
+  filter {
+    name   = "name"
+    values = [each.key]
+  }
+}
+
+# --- network ------------------------------------------------------------------
+
+resource "aws_vpc" "this" {
+  cidr_block         = var.cidr
+  enable_dns_support = true
+  tags               = merge(local.tags, { Name = local.name })
+}
+
+# The availability zone is left to AWS (the provider's region decides).
+resource "aws_subnet" "this" {
+  vpc_id     = aws_vpc.this.id
+  cidr_block = var.cidr
+  tags       = merge(local.tags, { Name = local.name })
+}
+
+resource "aws_internet_gateway" "this" {
+  vpc_id = aws_vpc.this.id
+  tags   = merge(local.tags, { Name = local.name })
+}
+
+# No inline route {} blocks: cloudcast adds routes for remote sites to this table
+# with boto3, and inline routes would make Terraform delete them on the next apply.
+resource "aws_route_table" "this" {
+  vpc_id = aws_vpc.this.id
+  tags   = merge(local.tags, { Name = local.name })
+}
+
+resource "aws_route" "internet" {
+  route_table_id         = aws_route_table.this.id
+  destination_cidr_block = "0.0.0.0/0"
+  gateway_id             = aws_internet_gateway.this.id
+}
+
+resource "aws_route_table_association" "this" {
+  subnet_id      = aws_subnet.this.id
+  route_table_id = aws_route_table.this.id
+}
+
+# --- security groups ----------------------------------------------------------
+
+# On every node: all traffic from the site, the overlay and the other sites; all egress.
+resource "aws_security_group" "internal" {
+  name        = "${local.name}-internal"
+  description = "cloudcast ${local.name}: site, overlay and remote sites"
+  vpc_id      = aws_vpc.this.id
+  tags        = merge(local.tags, { Name = "${local.name}-internal" })
+}
+
+resource "aws_vpc_security_group_ingress_rule" "trusted" {
+  for_each = local.trusted_cidrs
+
+  security_group_id = aws_security_group.internal.id
+  description       = "all traffic from ${each.key}"
+  cidr_ipv4         = each.key
+  ip_protocol       = "-1"
+  tags              = local.tags
+}
+
+resource "aws_vpc_security_group_egress_rule" "all" {
+  security_group_id = aws_security_group.internal.id
+  description       = "all egress"
+  cidr_ipv4         = "0.0.0.0/0"
+  ip_protocol       = "-1"
+  tags              = local.tags
+}
+
+# On gateway, hub and public nodes: the transport ports from anywhere, SSH from ssh_sources.
+resource "aws_security_group" "edge" {
+  name        = "${local.name}-edge"
+  description = "cloudcast ${local.name}: transport and SSH from outside"
+  vpc_id      = aws_vpc.this.id
+  tags        = merge(local.tags, { Name = "${local.name}-edge" })
+}
+
+resource "aws_vpc_security_group_ingress_rule" "transport" {
+  for_each = toset([for p in var.udp_ports : tostring(p)])
+
+  security_group_id = aws_security_group.edge.id
+  description       = "transport udp/${each.key}"
+  cidr_ipv4         = "0.0.0.0/0"
+  ip_protocol       = "udp"
+  from_port         = tonumber(each.key)
+  to_port           = tonumber(each.key)
+  tags              = local.tags
+}
+
+resource "aws_vpc_security_group_ingress_rule" "ssh" {
+  for_each = toset(var.ssh_sources)
+
+  security_group_id = aws_security_group.edge.id
+  description       = "ssh from ${each.key}"
+  cidr_ipv4         = each.key
+  ip_protocol       = "tcp"
+  from_port         = var.ssh_port
+  to_port           = var.ssh_port
+  tags              = local.tags
+}
+
+# --- nodes --------------------------------------------------------------------
+
+resource "aws_key_pair" "this" {
+  key_name   = local.name
+  public_key = var.ssh_public_key
+  tags       = local.tags
+}
+
+# The ENI carries the planned private address. Gateways and hubs forward
+# traffic that is not addressed to them, so AWS's source/destination check is off.
+resource "aws_network_interface" "node" {
+  for_each = var.nodes
+
+  subnet_id         = aws_subnet.this.id
+  private_ips       = [each.value.private_ip]
+  source_dest_check = !contains(local.forwarders, each.key)
+  security_groups = concat(
+    [aws_security_group.internal.id],
+    contains(local.exposed, each.key) ? [aws_security_group.edge.id] : [],
+  )
+  tags = merge(local.tags, { Name = "${local.name}-${each.key}", "cloudcast:role" = each.value.role })
+}
+
+resource "aws_instance" "node" {
+  for_each = var.nodes
+
+  ami           = local.ami_id[each.key]
+  instance_type = each.value.size
+  key_name      = aws_key_pair.this.key_name
+
+  network_interface {
+    network_interface_id = aws_network_interface.node[each.key].id
+    device_index         = 0
+  }
+
+  tags = merge(local.tags, { Name = "${local.name}-${each.key}", "cloudcast:role" = each.value.role })
+}
+
+# Public addresses are Elastic IPs on the ENI, never associate_public_ip_address
+# (which cannot be combined with an attached ENI and drifts forever in moto).
+resource "aws_eip" "node" {
+  for_each = local.public
+
+  domain                    = "vpc"
+  network_interface         = aws_network_interface.node[each.key].id
+  associate_with_private_ip = var.nodes[each.key].private_ip
+  tags                      = merge(local.tags, { Name = "${local.name}-${each.key}" })
+
+  # The VPC needs its internet gateway before an address can be associated.
+  depends_on = [aws_internet_gateway.this]
+}
