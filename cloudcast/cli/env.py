@@ -22,7 +22,7 @@ class Environment:
 
     @classmethod
     def from_process(cls) -> Environment:
-        return cls(out=Console(), err=Console(stderr=True))
+        return cls(out=Console(soft_wrap=True), err=Console(stderr=True, soft_wrap=True))
 
     @property
     def interactive(self) -> bool:

@@ -1,0 +1,127 @@
+"""`cloudcast apply` and `destroy`: the only module that knows the order of the stages."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cloudcast.bootstrap import BootstrapResult, bootstrap, teardown
+from cloudcast.errors import BootstrapError, CloudcastError, VerifyError
+from cloudcast.pipeline.context import Context
+from cloudcast.pipeline.hosts import inventory
+from cloudcast.pipeline.plan import PlanResult, run_plan
+from cloudcast.pipeline.tfevents import terraform_sink
+from cloudcast.spec.models import Provider
+from cloudcast.state import ensure_psks, load_secrets, locked, save_secrets, save_state
+from cloudcast.verify import VerifyResult, verify
+
+Confirm = Callable[[PlanResult], bool]
+
+
+@dataclass
+class ApplyResult:
+    plan: PlanResult
+    bootstrap: BootstrapResult | None = None
+    verify: VerifyResult | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class Declined(CloudcastError):
+    """The person answered no at the confirmation prompt."""
+
+
+def apply(
+    ctx: Context,
+    *,
+    confirm: Confirm,
+    skip_bootstrap: bool = False,
+    skip_verify: bool = False,
+    expected_digest: str | None = None,
+) -> ApplyResult:
+    """Plan, confirm, Terraform apply, inventory, bootstrap, verify. Raises on any failed host."""
+    rep = ctx.reporter
+    with locked(ctx.workdir):
+        planned = run_plan(ctx)
+        plan, state = planned.summary.plan, planned.state
+        if expected_digest and expected_digest != plan.digest():
+            raise CloudcastError(
+                "the saved plan is stale: the spec or state changed since it was made",
+                hint="run `cloudcast plan -out FILE` again",
+            )
+        if planned.summary.has_changes and not confirm(planned):
+            raise Declined("apply cancelled; nothing was changed")
+        tf = ctx.terraform(terraform_sink(rep))
+        add, change, destroy = planned.summary.counts()
+        if add or change or destroy:
+            rep.event("", "terraform", f"apply: {add} to add, {change} to change, {destroy} to destroy")
+            tf.apply(planned.tfplan)
+        # allocations are recorded as soon as Terraform used them, whatever happens next
+        save_state(ctx.workdir, state)
+        inv = inventory(ctx, plan, tf)
+        result = ApplyResult(plan=planned)
+        if skip_bootstrap:
+            rep.event("", "bootstrap", "skipped (--skip-bootstrap)")
+            return result
+        secrets, created = ensure_psks(plan, load_secrets(ctx.workdir))
+        save_secrets(ctx.workdir, secrets)
+        if created:
+            rep.event("", "bootstrap", f"{created} new preshared keys")
+        boot = bootstrap(plan, inv, secrets, state, ctx.workdir, reporter=rep, known_hosts=_known_hosts(ctx))
+        result.bootstrap = boot
+        state.public_keys.update(boot.public_keys)
+        if not boot.failed:
+            state.applied = {"plan": plan.to_dict(), "digest": plan.digest()}
+        save_state(ctx.workdir, state)
+        changed = [h for h in boot.hosts if h.actions]
+        if not changed and not boot.failed:
+            rep.event("", "bootstrap", "every host already up to date; nothing changed")
+        if not skip_verify:
+            result.verify = verify(plan, inv, ctx.workdir, reporter=rep)
+        if boot.failed:
+            names = ", ".join(f"{h.name} ({h.error})" for h in boot.failed)
+            raise BootstrapError(
+                f"{len(boot.failed)} of {len(boot.hosts)} hosts failed: {names}",
+                hint="the other hosts are configured; fix the named hosts and run apply again",
+            )
+        if result.verify is not None and result.verify.failed_pairs:
+            raise VerifyError(
+                f"{len(result.verify.failed_pairs)} pairs cannot reach each other: "
+                + ", ".join(f"{a}->{b}" for a, b in result.verify.failed_pairs[:10])
+            )
+        return result
+
+
+def destroy(ctx: Context, *, confirm: Callable[[], bool]) -> list[str]:
+    """Remove cloudcast from static hosts, destroy what Terraform made, forget the state."""
+    rep = ctx.reporter
+    notes: list[str] = []
+    with locked(ctx.workdir):
+        if not confirm():
+            raise Declined("destroy cancelled; nothing was changed")
+        plan, state = ctx.plan()
+        ctx.compile(plan)
+        tf = ctx.terraform(terraform_sink(rep))
+        tf.init()
+        static = [s for s in ctx.spec.sites if s.provider is Provider.STATIC]
+        if static:
+            inv = inventory(ctx, plan, tf)
+            keep = {n.name for s in static for n in s.nodes}
+            boot = teardown(plan, inv, ctx.workdir, only=keep, reporter=rep, known_hosts=_known_hosts(ctx))
+            if boot.failed:
+                names = ", ".join(f"{h.name} ({h.error})" for h in boot.failed)
+                raise BootstrapError(f"could not clean static hosts: {names}", hint="fix them and run destroy again")
+            notes.append(f"cleaned {len(keep)} static hosts")
+        rep.event("", "terraform", "destroy")
+        tf.destroy()
+        for path in (ctx.workdir.state_file, ctx.workdir.secrets_file, ctx.workdir.known_hosts):
+            path.unlink(missing_ok=True)
+        notes.append("state, secrets and recorded host keys removed")
+    return notes
+
+
+def _known_hosts(ctx: Context) -> Any:
+    from pathlib import Path
+
+    path = ctx.spec.ssh.known_hosts
+    return Path(path).expanduser() if path else None

@@ -1,0 +1,118 @@
+"""Everything one command needs: the spec, its work dir, the Terraform binary, the reporter."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cloudcast.errors import SpecError
+from cloudcast.pipeline.events import NullReporter, Reporter
+from cloudcast.plan import NetworkPlan, build_plan
+from cloudcast.spec import Spec, load_spec
+from cloudcast.spec.models import Provider, Site
+from cloudcast.state import State, WorkDir, load_state
+from cloudcast.terraform import Terraform, compile_root, find_binary, read_public_key
+from cloudcast.terraform.runner import EventSink
+
+
+@dataclass
+class Context:
+    spec_path: Path
+    spec: Spec
+    workdir: WorkDir
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    terraform_bin: str | None = None
+    reporter: Reporter = field(default_factory=NullReporter)
+    lab_prefix: str | None = None
+
+    @classmethod
+    def load(
+        cls,
+        spec_path: Path,
+        *,
+        rehearsal: bool = False,
+        environ: Mapping[str, str] | None = None,
+        terraform_bin: str | None = None,
+        reporter: Reporter | None = None,
+        workdir: Path | None = None,
+    ) -> Context:
+        """Load and validate the spec; `rehearsal` swaps every site for lab hosts of its shape."""
+        spec = load_spec(spec_path)
+        base = workdir or _workdir_for(spec_path, spec)
+        if rehearsal:
+            spec = as_lab(spec)
+            base = base / "rehearsal"
+        env = dict(os.environ if environ is None else environ)
+        return cls(
+            spec_path=spec_path,
+            spec=spec,
+            workdir=WorkDir(base),
+            environ=env,
+            terraform_bin=terraform_bin,
+            reporter=reporter or NullReporter(),
+            lab_prefix=env.get("CLOUDCAST_LAB_PREFIX") or None,
+        )
+
+    def state(self) -> State:
+        return load_state(self.workdir)
+
+    def plan(self) -> tuple[NetworkPlan, State]:
+        state = self.state()
+        plan, alloc = build_plan(self.spec, state.allocations)
+        state.allocations = alloc
+        return plan, state
+
+    def compile(self, plan: NetworkPlan, out_dir: Path | None = None) -> Path:
+        key = read_public_key(self.spec, self.spec_path.parent)
+        return compile_root(
+            self.spec,
+            plan,
+            out_dir or self.workdir.ensure().terraform,
+            ssh_public_key=key,
+            lab_prefix=self.lab_prefix,
+            environ=dict(self.environ),
+        )
+
+    def terraform(self, sink: EventSink | None = None) -> Terraform:
+        return Terraform(
+            workdir=self.workdir.terraform,
+            binary=find_binary(self.terraform_bin, self.environ),
+            environ=self.environ,
+            sink=sink,
+        )
+
+    def has_lab_sites(self) -> bool:
+        return any(site.provider is Provider.LAB for site in self.spec.sites)
+
+
+def _workdir_for(spec_path: Path, spec: Spec) -> Path:
+    if spec.state.dir:
+        path = Path(spec.state.dir).expanduser()
+        return path if path.is_absolute() else spec_path.parent / path
+    return spec_path.parent / ".cloudcast" / spec.name
+
+
+def as_lab(spec: Spec) -> Spec:
+    """The same network on lab hosts: same names, NAT shape, services and addresses."""
+    sites = []
+    for site in spec.sites:
+        nodes = [
+            node.model_copy(update={"ssh": None, "size": None, "image": None}) for node in site.nodes
+        ]
+        data: dict[str, Any] = {"provider": Provider.LAB, "region": None, "nodes": nodes}
+        sites.append(site.model_copy(update=data))
+    ssh = spec.ssh.model_copy(update={"private_key": None, "public_key": None, "known_hosts": None})
+    try:
+        return spec.model_copy(
+            update={
+                "sites": [Site.model_validate(s.model_dump()) for s in sites],
+                "ssh": ssh,
+                "aws_endpoint": None,
+                "state": type(spec.state)(),
+            }
+        )
+    except ValueError as exc:  # pragma: no cover - a validated spec always converts
+        raise SpecError([f"(rehearsal): {exc}"]) from None

@@ -1,0 +1,66 @@
+"""`cloudcast plan`: validate, allocate, compile, `terraform init` + `plan`, summarize."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cloudcast.errors import StateError
+from cloudcast.pipeline.context import Context
+from cloudcast.pipeline.summary import PlanSummary, summarize
+from cloudcast.pipeline.tfevents import terraform_sink
+from cloudcast.plan.model import NetworkPlan
+from cloudcast.state import State
+
+PLANFILE_VERSION = 1
+
+
+@dataclass
+class PlanResult:
+    summary: PlanSummary
+    state: State
+    tfplan: Path
+
+
+def run_plan(ctx: Context, *, destroy: bool = False) -> PlanResult:
+    """Plan the whole network; nothing is created or changed anywhere."""
+    plan, state = ctx.plan()
+    ctx.reporter.event("", "plan", f"{len(plan.nodes)} nodes, {len(plan.pairs())} peered pairs")
+    ctx.compile(plan)
+    tf = ctx.terraform(terraform_sink(ctx.reporter))
+    ctx.reporter.event("", "terraform", "init")
+    tf.init()
+    tfplan = ctx.workdir.terraform / "cloudcast.tfplan"
+    ctx.reporter.event("", "terraform", "plan")
+    tf.plan(tfplan, destroy=destroy)
+    doc = tf.show(tfplan)
+    summary = summarize(plan, doc, state.applied)
+    return PlanResult(summary=summary, state=state, tfplan=tfplan)
+
+
+def write_planfile(path: Path, ctx: Context, result: PlanResult) -> None:
+    """Save a plan for `cloudcast apply PLANFILE`: the spec, the network plan, the Terraform plan."""
+    data = {
+        "version": PLANFILE_VERSION,
+        "spec_path": str(ctx.spec_path.resolve()),
+        "workdir": str(ctx.workdir.root.resolve()),
+        "plan_digest": result.summary.plan.digest(),
+        "tfplan": str(result.tfplan.resolve()),
+    }
+    path.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def read_planfile(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise StateError(f"{path}: not a cloudcast plan file ({exc})") from None
+    if not isinstance(data, dict) or data.get("version") != PLANFILE_VERSION:
+        raise StateError(f"{path}: not a cloudcast plan file")
+    return data
+
+
+def plan_matches(plan: NetworkPlan, saved: dict[str, Any]) -> bool:
+    return bool(saved.get("plan_digest") == plan.digest())

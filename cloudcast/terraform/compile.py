@@ -1,0 +1,219 @@
+"""Write the generated root module (`main.tf.json`) that instantiates the hand-written modules."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from cloudcast.errors import PlanError
+from cloudcast.plan.model import NetworkPlan, SitePlan
+from cloudcast.resources import tf_dir
+from cloudcast.spec.models import Backend, Provider, Spec, Transport
+
+PROVIDER_SOURCES = {
+    "aws": ("hashicorp/aws", "~> 5.0"),
+    "linode": ("linode/linode", "~> 3.0"),
+    "vultr": ("vultr/vultr", "~> 2.0"),
+}
+DEFAULT_SIZE = {"aws": "t3.micro", "linode": "g6-nanode-1", "vultr": "vc2-1c-1gb"}
+AWS_SERVICES = ("ec2", "sts", "iam", "s3", "dynamodb")
+
+
+def module_name(site: str) -> str:
+    """The root-module name (and output name) of a site's module."""
+    return f"site_{site.replace('-', '_')}"
+
+
+def udp_ports(plan: NetworkPlan) -> list[int]:
+    """UDP ports the transport needs open on the underlay."""
+    return [500, 4500] if plan.transport == Transport.IPSEC.value else [plan.port]
+
+
+def compile_root(
+    spec: Spec,
+    plan: NetworkPlan,
+    out_dir: Path,
+    *,
+    ssh_public_key: str = "",
+    lab_prefix: str | None = None,
+    environ: dict[str, str] | None = None,
+) -> Path:
+    """Write `main.tf.json` and a copy of the modules it uses into `out_dir`; return the file."""
+    env = dict(os.environ if environ is None else environ)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    used = sorted({site.provider for site in plan.sites if site.provider != Provider.STATIC.value})
+    for provider in used:
+        _copy_module(provider, out_dir / "modules" / provider)
+
+    root: dict[str, Any] = {"terraform": _terraform_block(spec, used)}
+    providers: dict[str, list[dict[str, Any]]] = {}
+    modules: dict[str, Any] = {}
+    outputs: dict[str, Any] = {}
+    for site in plan.sites:
+        if site.provider == Provider.STATIC.value:
+            continue
+        name = module_name(site.name)
+        block = _module_block(spec, plan, site, ssh_public_key, lab_prefix, env)
+        if site.provider == Provider.AWS.value:
+            providers.setdefault("aws", []).append(_aws_provider(spec, site, name, env))
+            block["providers"] = {"aws": f"aws.{name}"}
+        elif site.provider in ("linode", "vultr") and site.provider not in providers:
+            providers[site.provider] = [{}]  # credentials come from LINODE_TOKEN / VULTR_API_KEY
+        modules[name] = block
+        outputs[name] = {
+            "description": f"Hosts and ids of site {site.name}",
+            "value": {
+                "nodes": f"${{module.{name}.nodes}}",
+                "route_table_ids": f"${{module.{name}.route_table_ids}}",
+                "vpc_id": f"${{module.{name}.vpc_id}}",
+            },
+        }
+    if providers:
+        root["provider"] = providers
+    if modules:
+        root["module"] = modules
+    if outputs:
+        root["output"] = outputs
+    path = out_dir / "main.tf.json"
+    text = json.dumps(root, indent=2, sort_keys=True) + "\n"
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return path
+
+
+def _copy_module(provider: str, dest: Path) -> None:
+    src = tf_dir() / provider
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*", "README.md"))
+
+
+def _terraform_block(spec: Spec, used: list[str]) -> dict[str, Any]:
+    block: dict[str, Any] = {"required_version": ">= 1.5"}
+    required = {p: {"source": PROVIDER_SOURCES[p][0], "version": PROVIDER_SOURCES[p][1]} for p in used if p in PROVIDER_SOURCES}
+    if required:
+        block["required_providers"] = required
+    st = spec.state
+    if st.backend is Backend.S3:
+        s3: dict[str, Any] = {
+            "bucket": st.bucket,
+            "key": f"{(st.key or spec.name).rstrip('/')}/terraform.tfstate",
+            "region": st.region,
+            "use_lockfile": st.use_lockfile,
+        }
+        if st.dynamodb_table:
+            s3["dynamodb_table"] = st.dynamodb_table
+        if st.endpoint:
+            s3["endpoints"] = {"s3": st.endpoint, "dynamodb": st.endpoint}
+            s3.update(
+                use_path_style=True,
+                skip_credentials_validation=True,
+                skip_requesting_account_id=True,
+                skip_metadata_api_check=True,
+                skip_region_validation=True,
+            )
+        block["backend"] = {"s3": s3}
+    return block
+
+
+def aws_endpoint(spec: Spec, env: dict[str, str]) -> str | None:
+    """The AWS endpoint override from the spec or AWS_ENDPOINT_URL (moto, LocalStack)."""
+    return spec.aws_endpoint or env.get("AWS_ENDPOINT_URL") or None
+
+
+def _aws_provider(spec: Spec, site: SitePlan, name: str, env: dict[str, str]) -> dict[str, Any]:
+    block: dict[str, Any] = {
+        "alias": name,
+        "region": site.region,
+        "default_tags": {"tags": {"cloudcast:network": spec.name, "cloudcast:site": site.name}},
+    }
+    endpoint = aws_endpoint(spec, env)
+    if endpoint:
+        block["endpoints"] = {svc: endpoint for svc in AWS_SERVICES}
+        block.update(
+            skip_credentials_validation=True,
+            skip_requesting_account_id=True,
+            skip_metadata_api_check=True,
+            skip_region_validation=True,
+            s3_use_path_style=True,
+        )
+    return block
+
+
+def _module_block(
+    spec: Spec,
+    plan: NetworkPlan,
+    site: SitePlan,
+    ssh_public_key: str,
+    lab_prefix: str | None,
+    env: dict[str, str],
+) -> dict[str, Any]:
+    nodes = [plan.node(n) for n in site.nodes]
+    block: dict[str, Any] = {
+        "source": f"./modules/{site.provider}",
+        "site": site.name,
+        "name_prefix": spec.name,
+        "ssh_user": spec.ssh.user,
+        "ssh_public_key": ssh_public_key,
+    }
+    if site.provider == Provider.LAB.value:
+        block["lab_command"] = [sys.executable, "-m", "cloudcast"]
+        block["lab_prefix"] = lab_prefix or env.get("CLOUDCAST_LAB_PREFIX") or "cclab"
+        block["nodes"] = {
+            n.name: {
+                "public_ip": n.lab.public_ip if n.lab else "",
+                "nat": n.behind_nat,
+                "role": n.role,
+                "lan_index": (n.lab.index + 1) if n.lab else 0,
+            }
+            for n in nodes
+        }
+        return block
+    if not ssh_public_key:
+        raise PlanError(
+            f"site {site.name!r}: cloud instances need an SSH public key",
+            hint="set ssh.private_key (its .pub beside it) or ssh.public_key in the spec",
+        )
+    others = sorted(s.cidr for s in plan.sites if s.name != site.name)
+    block.update(
+        region=site.region or "",
+        cidr=site.cidr,
+        overlay_cidr=plan.overlay,
+        remote_cidrs=others,
+        udp_ports=udp_ports(plan),
+        ssh_port=spec.ssh.port,
+        ssh_sources=[str(s) for s in spec.ssh.sources],
+        tags={"cloudcast-network": spec.name},
+        nodes={
+            n.name: {
+                "size": n.size or DEFAULT_SIZE[site.provider],
+                "image": n.image or "",
+                "role": n.role,
+                "private_ip": n.private_ip or "",
+                "public": True,
+            }
+            for n in nodes
+        },
+    )
+    return block
+
+
+def read_public_key(spec: Spec, spec_dir: Path) -> str:
+    """The SSH public key text installed on new cloud instances ('' when none is configured)."""
+    path = spec.ssh.public_key or (f"{spec.ssh.private_key}.pub" if spec.ssh.private_key else None)
+    if not path:
+        return ""
+    full = Path(path).expanduser()
+    if not full.is_absolute():
+        full = spec_dir / full
+    try:
+        return full.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise PlanError(
+            f"ssh.public_key: cannot read {full} ({exc.strerror})",
+            hint="create it with ssh-keygen -t ed25519, or point ssh.public_key at an existing key",
+        ) from None
