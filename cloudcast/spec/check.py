@@ -178,7 +178,7 @@ def _services(spec: Spec) -> Iterator[str]:
     names = {node.name.lower(): node.name for _, node in spec.all_nodes()}
     for k, svc in enumerate(spec.services):
         if svc.node.lower() not in names:
-            close = difflib.get_close_matches(svc.node.lower(), list(names), n=1)
+            close = difflib.get_close_matches(svc.node.lower(), list(names), n=1, cutoff=0.5)
             hint = f"; did you mean {names[close[0]]!r}?" if close else ""
             yield f"services[{k}].node: unknown node {svc.node!r}{hint}"
         if svc.protocol.value == "udp" and svc.port == spec.network.port:
