@@ -66,7 +66,7 @@ class Context:
         return plan, state
 
     def compile(self, plan: NetworkPlan, out_dir: Path | None = None) -> Path:
-        key = read_public_key(self.spec, self.spec_path.parent)
+        key = read_public_key(self.spec, self.spec_path.parent, dict(self.environ))
         return compile_root(
             self.spec,
             plan,

@@ -202,12 +202,20 @@ def _module_block(
     return block
 
 
-def read_public_key(spec: Spec, spec_dir: Path) -> str:
+def expand_user(path: str, environ: dict[str, str] | None = None) -> Path:
+    """`~` expanded with HOME from `environ` (the command's environment), else the process's."""
+    home = (environ or {}).get("HOME")
+    if home and (path == "~" or path.startswith("~/")):
+        return Path(home) / path[2:]
+    return Path(path).expanduser()
+
+
+def read_public_key(spec: Spec, spec_dir: Path, environ: dict[str, str] | None = None) -> str:
     """The SSH public key text installed on new cloud instances ('' when none is configured)."""
     path = spec.ssh.public_key or (f"{spec.ssh.private_key}.pub" if spec.ssh.private_key else None)
     if not path:
         return ""
-    full = Path(path).expanduser()
+    full = expand_user(path, environ)
     if not full.is_absolute():
         full = spec_dir / full
     try:
