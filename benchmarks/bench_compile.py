@@ -36,7 +36,12 @@ def make_spec(nodes: int) -> dict[str, object]:
         if region:
             site["region"] = region
         sites.append(site)
-    return {"name": "bench", "network": {"overlay": "10.15.0.0/16"}, "ssh": {"private_key": "~/.ssh/id_ed25519"}, "sites": sites}
+    return {
+        "name": "bench",
+        "network": {"overlay": "10.15.0.0/16"},
+        "ssh": {"private_key": "~/.ssh/id_ed25519"},
+        "sites": sites,
+    }
 
 
 def main() -> None:
@@ -47,7 +52,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
         (home / ".ssh").mkdir(parents=True)
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(home / ".ssh" / "id_ed25519")], check=True)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(home / ".ssh" / "id_ed25519")],
+            check=True,
+        )
         spec = Path(tmp) / "mesh.json"
         spec.write_text(json.dumps(make_spec(args.nodes)))
         env = {**os.environ, "HOME": str(home)}
@@ -56,14 +64,28 @@ def main() -> None:
             out = Path(tmp) / f"out{run}"
             start = time.perf_counter()
             subprocess.run(
-                [sys.executable, "-m", "cloudcast", "compile", str(spec), "-o", str(out), "--workdir", str(Path(tmp) / f"wd{run}")],
-                check=True, env=env, stdout=subprocess.DEVNULL,
+                [
+                    sys.executable,
+                    "-m",
+                    "cloudcast",
+                    "compile",
+                    str(spec),
+                    "-o",
+                    str(out),
+                    "--workdir",
+                    str(Path(tmp) / f"wd{run}"),
+                ],
+                check=True,
+                env=env,
+                stdout=subprocess.DEVNULL,
             )
             times.append(time.perf_counter() - start)
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         plan = json.loads((Path(tmp) / "out0" / "cloudcast.plan.json").read_text())
         pairs = len({tuple(sorted((n["name"], p["peer"]))) for n in plan["nodes"] for p in n["peers"]})
-        print(f"compile {args.nodes} nodes, {pairs} pairs: best {min(times):.2f} s, median {sorted(times)[len(times) // 2]:.2f} s, peak RSS {peak_mb:.0f} MB")
+        print(
+            f"compile {args.nodes} nodes, {pairs} pairs: best {min(times):.2f} s, median {sorted(times)[len(times) // 2]:.2f} s, peak RSS {peak_mb:.0f} MB"
+        )
 
 
 if __name__ == "__main__":

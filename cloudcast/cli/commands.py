@@ -27,7 +27,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="terraform or tofu binary (default: $CLOUDCAST_TERRAFORM, then terraform, then tofu)",
     )
-    p.add_argument("--workdir", type=Path, metavar="DIR", help="state dir (default: .cloudcast/NAME beside the spec)")
+    p.add_argument(
+        "--workdir", type=Path, metavar="DIR", help="state dir (default: .cloudcast/NAME beside the spec)"
+    )
 
 
 def reporter_for(args: argparse.Namespace, env: Environment) -> Reporter:
@@ -87,7 +89,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         formatter_class=fmt,
     )
     p.add_argument("spec", metavar="SPEC")
-    p.add_argument("-out", "--out", dest="out", type=Path, metavar="FILE", help="save the plan for `cloudcast apply FILE`")
+    p.add_argument(
+        "-out",
+        "--out",
+        dest="out",
+        type=Path,
+        metavar="FILE",
+        help="save the plan for `cloudcast apply FILE`",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable summary on stdout")
     p.add_argument("--detailed-exitcode", action="store_true", help="accepted for Terraform habit; always on")
     add_common(p)
@@ -118,7 +127,10 @@ def cmd_compile(args: argparse.Namespace, env: Environment) -> ExitStatus:
     out: Path = args.output
     path = ctx.compile(plan, out)
     (out / "cloudcast.plan.json").write_text(plan.to_json())
-    env.out.print(f"wrote {path} and {len(plan.sites)} site modules; plan in {out / 'cloudcast.plan.json'}", highlight=False)
+    env.out.print(
+        f"wrote {path} and {len(plan.sites)} site modules; plan in {out / 'cloudcast.plan.json'}",
+        highlight=False,
+    )
     return ExitStatus.OK
 
 

@@ -32,7 +32,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], add_commo
     )
     p.add_argument("spec", metavar="SPEC|PLANFILE", help="a spec, or a plan saved by `plan -out`")
     p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
-    p.add_argument("--lab", action="store_true", help="rehearse: run every site as lab hosts of the same shape")
+    p.add_argument(
+        "--lab", action="store_true", help="rehearse: run every site as lab hosts of the same shape"
+    )
     p.add_argument("--skip-bootstrap", action="store_true", help="infrastructure and routes only; no SSH")
     p.add_argument("--skip-verify", action="store_true", help="do not probe pairs at the end")
     p.add_argument("--json", action="store_true", help="JSON event lines on stdout, for CI")
@@ -56,7 +58,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], add_commo
         "verify",
         help="probe every pair of nodes over the overlay",
         description="From every node, ping every other node's overlay address (retrying a few seconds "
-        "for handshakes) and send one don't-fragment probe at the planned MTU. Prints the N×N matrix.",
+        "for handshakes) and send one don't-fragment probe at the planned MTU. Prints the NxN matrix.",
         epilog="exit status: 0 every pair passes, 1 some pair fails",
     )
     p.add_argument("spec", metavar="SPEC")
@@ -131,7 +133,9 @@ def cmd_apply(args: argparse.Namespace, env: Environment) -> ExitStatus:
     )
     if result.verify is not None:
         if args.json:
-            env.out.print(json.dumps({"type": "verify", **result.verify.to_dict()}), markup=False, soft_wrap=True)
+            env.out.print(
+                json.dumps({"type": "verify", **result.verify.to_dict()}), markup=False, soft_wrap=True
+            )
         else:
             env.out.print(result.verify.render_matrix(), markup=False, highlight=False)
     if not args.json:

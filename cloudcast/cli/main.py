@@ -8,8 +8,6 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from rich.console import Console
-
 from cloudcast import __version__
 from cloudcast.cli import commands, lab
 from cloudcast.cli.env import Environment
@@ -66,11 +64,12 @@ def run(argv: Sequence[str], env: Environment) -> ExitStatus:
     except KeyboardInterrupt:
         env.err.print("cloudcast: interrupted", markup=False)
         return ExitStatus.INTERRUPTED
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users
+    except Exception as exc:
         if debug:
             env.err.print(traceback.format_exc(), markup=False, highlight=False)
         env.err.print(
-            f"cloudcast: error: internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)",
+            f"cloudcast: error: internal error: {type(exc).__name__}: {exc} "
+            "(run with --debug for a traceback)",
             markup=False,
             highlight=False,
             soft_wrap=True,

@@ -36,5 +36,11 @@ class JsonReporter:
         self.console = console
 
     def event(self, host: str, stage: str, message: str) -> None:
-        record = {"ts": round(time.time(), 3), "type": "event", "stage": stage, "host": host, "message": message}
+        record = {
+            "ts": round(time.time(), 3),
+            "type": "event",
+            "stage": stage,
+            "host": host,
+            "message": message,
+        }
         self.console.print(json.dumps(record), markup=False, highlight=False, soft_wrap=True)

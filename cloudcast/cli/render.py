@@ -40,8 +40,7 @@ def print_plan(console: Console, summary: PlanSummary, *, max_resources: int = 1
     if plan.services:
         for svc in plan.services:
             console.print(
-                f"service {svc.name}: {svc.node} {svc.protocol}/{svc.port} at {svc.overlay_ip} "
-                "(overlay only)"
+                f"service {svc.name}: {svc.node} {svc.protocol}/{svc.port} at {svc.overlay_ip} (overlay only)"
             )
     if summary.hosts:
         console.print("[bold]Hosts:[/]")

@@ -21,7 +21,9 @@ def render_inventory(plan: NetworkPlan, inv: Inventory, fmt: str) -> str:
     if fmt == "ssh-config":
         out = []
         for n, h in rows:
-            out.append(f"Host {n.name} {n.fqdn}\n  HostName {h.ssh_host}\n  Port {h.ssh_port}\n  User {h.ssh_user}\n")
+            out.append(
+                f"Host {n.name} {n.fqdn}\n  HostName {h.ssh_host}\n  Port {h.ssh_port}\n  User {h.ssh_user}\n"
+            )
             if h.ssh_key:
                 out.append(f"  IdentityFile {h.ssh_key}\n")
         return "".join(out)

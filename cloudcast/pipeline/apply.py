@@ -99,7 +99,7 @@ def destroy(ctx: Context, *, confirm: Callable[[], bool]) -> list[str]:
     with locked(ctx.workdir):
         if not confirm():
             raise Declined("destroy cancelled; nothing was changed")
-        plan, state = ctx.plan()
+        plan, _ = ctx.plan()
         ctx.compile(plan)
         tf = ctx.terraform(terraform_sink(rep))
         tf.init()
@@ -110,7 +110,9 @@ def destroy(ctx: Context, *, confirm: Callable[[], bool]) -> list[str]:
             boot = teardown(plan, inv, ctx.workdir, only=keep, reporter=rep, known_hosts=_known_hosts(ctx))
             if boot.failed:
                 names = ", ".join(f"{h.name} ({h.error})" for h in boot.failed)
-                raise BootstrapError(f"could not clean static hosts: {names}", hint="fix them and run destroy again")
+                raise BootstrapError(
+                    f"could not clean static hosts: {names}", hint="fix them and run destroy again"
+                )
             notes.append(f"cleaned {len(keep)} static hosts")
         rep.event("", "terraform", "destroy")
         tf.destroy()

@@ -99,9 +99,7 @@ def as_lab(spec: Spec) -> Spec:
     """The same network on lab hosts: same names, NAT shape, services and addresses."""
     sites = []
     for site in spec.sites:
-        nodes = [
-            node.model_copy(update={"ssh": None, "size": None, "image": None}) for node in site.nodes
-        ]
+        nodes = [node.model_copy(update={"ssh": None, "size": None, "image": None}) for node in site.nodes]
         data: dict[str, Any] = {"provider": Provider.LAB, "region": None, "nodes": nodes}
         sites.append(site.model_copy(update=data))
     ssh = spec.ssh.model_copy(update={"private_key": None, "public_key": None, "known_hosts": None})

@@ -78,9 +78,7 @@ def host_changes(plan: NetworkPlan, previous: dict[str, Any] | None) -> list[Hos
         old = before.pop(node.name, None)
         peers = {link.peer for link in node.peers}
         if old is None:
-            out.append(
-                HostChange(node.name, "add", [f"overlay {node.overlay_ip}", f"{len(peers)} peers"])
-            )
+            out.append(HostChange(node.name, "add", [f"overlay {node.overlay_ip}", f"{len(peers)} peers"]))
             continue
         details: list[str] = []
         old_peers = {p["peer"] for p in old.get("peers", [])}

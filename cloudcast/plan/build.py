@@ -188,7 +188,9 @@ def _links(
         hubs = [n for n in vpn if n.role is Role.HUB]
         if hubs:
             for s in (n for n in vpn if n.role is not Role.HUB):
-                others = [c for o in vpn if o.role is not Role.HUB and o.name != s.name for c in carried[o.name]]
+                others = [
+                    c for o in vpn if o.role is not Role.HUB and o.name != s.name for c in carried[o.name]
+                ]
                 via.setdefault((s.name, hubs[0].name), []).extend(others)
 
     links: dict[str, list[Link]] = {n.name: [] for n in vpn}

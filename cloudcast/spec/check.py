@@ -87,8 +87,7 @@ def _addresses(spec: Spec) -> Iterator[str]:
     pool = spec.network.site_pool
     if pool.prefixlen > spec.network.site_prefix:
         yield (
-            f"network.site_prefix: /{spec.network.site_prefix} sites do not fit in "
-            f"network.site_pool ({pool})"
+            f"network.site_prefix: /{spec.network.site_prefix} sites do not fit in network.site_pool ({pool})"
         )
     placed: list[tuple[str, IPv4Network]] = []
     for i, site in enumerate(spec.sites):
@@ -105,10 +104,7 @@ def _addresses(spec: Spec) -> Iterator[str]:
         placed.append((path, site.cidr))
         usable = site.cidr.num_addresses - (5 if site.provider is Provider.AWS else 2)
         if usable < len(site.nodes):
-            yield (
-                f"{path}: {site.cidr} has room for {max(usable, 0)} nodes, the site has "
-                f"{len(site.nodes)}"
-            )
+            yield (f"{path}: {site.cidr} has room for {max(usable, 0)} nodes, the site has {len(site.nodes)}")
         if site.provider is Provider.AWS and not 16 <= site.cidr.prefixlen <= 28:
             yield f"{path}: AWS VPCs take /16 to /28 ({site.cidr})"
 
@@ -137,10 +133,7 @@ def _providers(spec: Spec) -> Iterator[str]:
 def _topology(spec: Spec) -> Iterator[str]:
     net = spec.network
     if net.transport is Transport.IPSEC and net.topology is Topology.MESH:
-        yield (
-            "network.transport: ipsec runs between gateways; use topology 'gateways' or 'hub' "
-            "(mesh)"
-        )
+        yield ("network.transport: ipsec runs between gateways; use topology 'gateways' or 'hub' (mesh)")
     hubs: list[str] = []
     for i, site in enumerate(spec.sites):
         gateways = [n for n in site.nodes if n.role in (Role.GATEWAY, Role.HUB)]
@@ -155,12 +148,11 @@ def _topology(spec: Spec) -> Iterator[str]:
             if node.role is Role.GATEWAY and net.topology is Topology.MESH:
                 yield f"{path}: role 'gateway' needs topology 'gateways' or 'hub' (mesh)"
         if net.topology is Topology.GATEWAYS and not gateways:
-            yield f"sites[{i}].nodes: site {site.name!r} has no gateway (topology gateways needs one per site)"
-        if (
-            net.topology is Topology.HUB
-            and net.transport is Transport.IPSEC
-            and not gateways
-        ):
+            yield (
+                f"sites[{i}].nodes: site {site.name!r} has no gateway "
+                "(topology gateways needs one per site)"
+            )
+        if net.topology is Topology.HUB and net.transport is Transport.IPSEC and not gateways:
             yield f"sites[{i}].nodes: site {site.name!r} has no gateway or hub (ipsec runs between gateways)"
         if len(gateways) > 2:
             yield f"sites[{i}].nodes: site {site.name!r} has {len(gateways)} gateways; at most 2"

@@ -92,9 +92,7 @@ class Network(_Model):
         default=IPv4Network("10.128.0.0/9"),
         description="Where site CIDRs are allocated from when a site gives none.",
     )
-    site_prefix: int = Field(
-        default=24, ge=16, le=28, description="Prefix length of allocated site CIDRs."
-    )
+    site_prefix: int = Field(default=24, ge=16, le=28, description="Prefix length of allocated site CIDRs.")
 
 
 class SSH(_Model):
@@ -142,7 +140,7 @@ class Node(_Model):
     )
     behind_nat: bool | Literal["double"] = Field(
         default=False,
-        description="The node cannot be reached from outside (true, or \"double\" for double "
+        description='The node cannot be reached from outside (true, or "double" for double '
         "NAT); it initiates its tunnels and keeps them alive.",
     )
     ssh: NodeSSH | None = Field(default=None, description="SSH overrides for this node.")
@@ -173,9 +171,7 @@ class State(_Model):
     """Where Terraform's and cloudcast's state live."""
 
     backend: Backend = Field(default=Backend.LOCAL)
-    dir: str | None = Field(
-        default=None, description="Work dir (default: .cloudcast/ beside the spec)."
-    )
+    dir: str | None = Field(default=None, description="Work dir (default: .cloudcast/ beside the spec).")
     bucket: str | None = Field(default=None, description="S3 bucket (backend s3).")
     key: str | None = Field(default=None, description="S3 object key prefix (backend s3).")
     region: str | None = Field(default=None, description="S3 region (backend s3).")
@@ -199,8 +195,7 @@ class Spec(_Model):
     state: State = Field(default_factory=State)
     aws_endpoint: str | None = Field(
         default=None,
-        description="Override for every AWS API endpoint (moto, LocalStack); "
-        "AWS_ENDPOINT_URL does the same.",
+        description="Override for every AWS API endpoint (moto, LocalStack); AWS_ENDPOINT_URL does the same.",
     )
 
     def all_nodes(self) -> list[tuple[Site, Node]]:

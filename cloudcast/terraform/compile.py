@@ -94,7 +94,11 @@ def _copy_module(provider: str, dest: Path) -> None:
 
 def _terraform_block(spec: Spec, used: list[str]) -> dict[str, Any]:
     block: dict[str, Any] = {"required_version": ">= 1.5"}
-    required = {p: {"source": PROVIDER_SOURCES[p][0], "version": PROVIDER_SOURCES[p][1]} for p in used if p in PROVIDER_SOURCES}
+    required = {
+        p: {"source": PROVIDER_SOURCES[p][0], "version": PROVIDER_SOURCES[p][1]}
+        for p in used
+        if p in PROVIDER_SOURCES
+    }
     if required:
         block["required_providers"] = required
     st = spec.state

@@ -56,9 +56,8 @@ def build_args(command: str, **opts: Any) -> list[str]:
             args.append("-destroy")
         if opts.get("out"):
             args.append(f"-out={opts['out']}")
-    if command in ("apply", "destroy"):
-        if command == "destroy" or not opts.get("planfile"):
-            args.append("-auto-approve")
+    if command == "destroy" or (command == "apply" and not opts.get("planfile")):
+        args.append("-auto-approve")
     if command in ("plan", "apply", "destroy") and opts.get("lock_timeout"):
         args.append(f"-lock-timeout={opts['lock_timeout']}")
     if command in ("plan", "apply", "destroy"):
@@ -116,9 +115,7 @@ class Terraform:
         raw = json.loads(res.stdout or "{}")
         return {name: item.get("value") for name, item in raw.items()}
 
-    def _run(
-        self, args: Sequence[str], *, stream: bool = True, ok_codes: tuple[int, ...] = (0,)
-    ) -> Result:
+    def _run(self, args: Sequence[str], *, stream: bool = True, ok_codes: tuple[int, ...] = (0,)) -> Result:
         cmd = [self.binary, *args]
         env = dict(self.environ)
         env.setdefault("TF_IN_AUTOMATION", "1")

@@ -23,7 +23,9 @@ def compiled(spec: Any, tmp_path: Path, **kw: Any) -> dict[str, Any]:
     return data
 
 
-@pytest.mark.parametrize("name", ["weave-style", "fakevpc", "clique", "cloudcaster-hub", "p2p-lan-mesh", "lab"])
+@pytest.mark.parametrize(
+    "name", ["weave-style", "fakevpc", "clique", "cloudcaster-hub", "p2p-lan-mesh", "lab"]
+)
 def test_examples_validate_and_compile(name: str, tmp_path: Path) -> None:
     spec = load_spec(EXAMPLES / f"{name}.json")
     root = compiled(spec, tmp_path, environ={})
@@ -83,12 +85,20 @@ def test_s3_backend_with_lockfile(tmp_path: Path) -> None:
         }
     )
     backend = compiled(spec, tmp_path, environ={})["terraform"]["backend"]["s3"]
-    assert backend == {"bucket": "tf", "key": "team/terraform.tfstate", "region": "us-east-1", "use_lockfile": True, "dynamodb_table": "locks"}
+    assert backend == {
+        "bucket": "tf",
+        "key": "team/terraform.tfstate",
+        "region": "us-east-1",
+        "use_lockfile": True,
+        "dynamodb_table": "locks",
+    }
 
 
 def test_lab_module_gets_planned_underlay(tmp_path: Path) -> None:
     spec = load_spec(EXAMPLES / "lab.json")
-    mod = compiled(spec, tmp_path, environ={"CLOUDCAST_LAB_PREFIX": "cctestx"}, lab_prefix=None)["module"]["site_lab"]
+    mod = compiled(spec, tmp_path, environ={"CLOUDCAST_LAB_PREFIX": "cctestx"}, lab_prefix=None)["module"][
+        "site_lab"
+    ]
     assert mod["lab_prefix"] == "cctestx"
     assert mod["nodes"]["charlie"]["nat"] == "nat"
     assert mod["nodes"]["delta"]["nat"] == "double"
@@ -106,7 +116,15 @@ def test_compile_command_writes_dir(tmp_path: Path, cli: Any) -> None:
     home = tmp_path / "home"
     (home / ".ssh").mkdir(parents=True)
     (home / ".ssh" / "id_ed25519.pub").write_text(KEY + "\n")
-    res = cli("compile", str(EXAMPLES / "clique.json"), "-o", str(tmp_path / "out"), "--workdir", str(tmp_path / "wd"), environ={"HOME": str(home)})
+    res = cli(
+        "compile",
+        str(EXAMPLES / "clique.json"),
+        "-o",
+        str(tmp_path / "out"),
+        "--workdir",
+        str(tmp_path / "wd"),
+        environ={"HOME": str(home)},
+    )
     assert res.code == 0, res.err
     assert (tmp_path / "out" / "main.tf.json").exists()
     assert (tmp_path / "out" / "modules" / "vultr" / "main.tf").exists()

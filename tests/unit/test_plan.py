@@ -17,11 +17,20 @@ def spec_of(sites: list[dict[str, Any]], **network: Any) -> Any:
 
 
 def lab_site(name: str, nodes: list[Any]) -> dict[str, Any]:
-    return {"name": name, "provider": "lab", "nodes": [n if isinstance(n, dict) else {"name": n} for n in nodes]}
+    return {
+        "name": name,
+        "provider": "lab",
+        "nodes": [n if isinstance(n, dict) else {"name": n} for n in nodes],
+    }
 
 
 def test_same_spec_and_state_give_identical_bytes() -> None:
-    spec = spec_of([lab_site("a", ["n1", "n2", "n3"]), {"name": "s", "provider": "static", "nodes": [{"name": "x", "ssh": {"host": "h"}}]}])
+    spec = spec_of(
+        [
+            lab_site("a", ["n1", "n2", "n3"]),
+            {"name": "s", "provider": "static", "nodes": [{"name": "x", "ssh": {"host": "h"}}]},
+        ]
+    )
     p1, a1 = build_plan(spec, Allocations())
     p2, _ = build_plan(spec, a1)
     p3, _ = build_plan(spec, Allocations.from_dict(a1.to_dict()))
@@ -48,7 +57,9 @@ def test_mesh_pairs_endpoints_and_keepalive() -> None:
 
 
 def test_nat_to_nat_goes_through_a_relay() -> None:
-    spec = spec_of([lab_site("a", ["pub", {"name": "n1", "behind_nat": True}, {"name": "n2", "behind_nat": "double"}])])
+    spec = spec_of(
+        [lab_site("a", ["pub", {"name": "n1", "behind_nat": True}, {"name": "n2", "behind_nat": "double"}])]
+    )
     plan, alloc = build_plan(spec)
     assert "n1--n2" not in plan.pairs()
     n1 = {link.peer: link for link in plan.node("n1").peers}
@@ -59,8 +70,18 @@ def test_nat_to_nat_goes_through_a_relay() -> None:
 def test_gateways_topology_routes_members_through_gateway() -> None:
     spec = spec_of(
         [
-            {"name": "a", "provider": "lab", "cidr": "10.1.0.0/24", "nodes": [{"name": "gwa", "role": "gateway"}, {"name": "ma"}]},
-            {"name": "b", "provider": "lab", "cidr": "10.2.0.0/24", "nodes": [{"name": "gwb", "role": "gateway"}, {"name": "mb"}]},
+            {
+                "name": "a",
+                "provider": "lab",
+                "cidr": "10.1.0.0/24",
+                "nodes": [{"name": "gwa", "role": "gateway"}, {"name": "ma"}],
+            },
+            {
+                "name": "b",
+                "provider": "lab",
+                "cidr": "10.2.0.0/24",
+                "nodes": [{"name": "gwb", "role": "gateway"}, {"name": "mb"}],
+            },
         ],
         topology="gateways",
     )
@@ -75,7 +96,10 @@ def test_gateways_topology_routes_members_through_gateway() -> None:
 
 def test_hub_topology_spokes_peer_only_with_hub() -> None:
     # a site with a hub or gateway routes its members; a site with neither is all spokes
-    spec = spec_of([lab_site("a", [{"name": "hub", "role": "hub"}, "m1"]), lab_site("b", ["s1", "s2", "s3"])], topology="hub")
+    spec = spec_of(
+        [lab_site("a", [{"name": "hub", "role": "hub"}, "m1"]), lab_site("b", ["s1", "s2", "s3"])],
+        topology="hub",
+    )
     plan, _ = build_plan(spec)
     assert plan.pairs() == ["hub--s1", "hub--s2", "hub--s3"]
     s1 = plan.node("s1").peers[0]
@@ -117,7 +141,13 @@ NAMES = [f"n{i}" for i in range(12)]
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["add", "remove", "add-site", "remove-site"]), st.integers(0, 11)), min_size=1, max_size=25))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["add", "remove", "add-site", "remove-site"]), st.integers(0, 11)),
+        min_size=1,
+        max_size=25,
+    )
+)
 def test_existing_addresses_never_change(ops: list[tuple[str, int]]) -> None:
     sites: dict[str, list[str]] = {"s0": ["n0"]}
     alloc = Allocations()
