@@ -37,6 +37,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], add_commo
     )
     p.add_argument("--skip-bootstrap", action="store_true", help="infrastructure and routes only; no SSH")
     p.add_argument("--skip-verify", action="store_true", help="do not probe pairs at the end")
+    p.add_argument(
+        "--replace-routes",
+        action="store_true",
+        help="take over AWS routes for the same CIDRs that cloudcast did not create",
+    )
     p.add_argument("--json", action="store_true", help="JSON event lines on stdout, for CI")
     add_common(p)
     p.set_defaults(func=cmd_apply)
@@ -129,6 +134,7 @@ def cmd_apply(args: argparse.Namespace, env: Environment) -> ExitStatus:
         confirm=confirm,
         skip_bootstrap=args.skip_bootstrap,
         skip_verify=args.skip_verify,
+        replace_routes=args.replace_routes,
         expected_digest=digest,
     )
     if result.verify is not None:

@@ -7,13 +7,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cloudcast.bootstrap import BootstrapResult, bootstrap, teardown
-from cloudcast.errors import BootstrapError, CloudcastError, VerifyError
+from cloudcast.errors import BootstrapError, CloudcastError, RoutesError, VerifyError
+from cloudcast.inventory import Inventory
 from cloudcast.pipeline.context import Context
 from cloudcast.pipeline.hosts import inventory
 from cloudcast.pipeline.plan import PlanResult, run_plan
 from cloudcast.pipeline.tfevents import terraform_sink
+from cloudcast.plan.model import NetworkPlan
+from cloudcast.routes.aws import RoutesResult, program, routed_sites
 from cloudcast.spec.models import Provider
-from cloudcast.state import ensure_psks, load_secrets, locked, save_secrets, save_state
+from cloudcast.state import State, ensure_psks, load_secrets, locked, save_secrets, save_state
+from cloudcast.terraform.compile import aws_endpoint
 from cloudcast.verify import VerifyResult, verify
 
 Confirm = Callable[[PlanResult], bool]
@@ -24,6 +28,7 @@ class ApplyResult:
     plan: PlanResult
     bootstrap: BootstrapResult | None = None
     verify: VerifyResult | None = None
+    routes: RoutesResult | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -37,6 +42,7 @@ def apply(
     confirm: Confirm,
     skip_bootstrap: bool = False,
     skip_verify: bool = False,
+    replace_routes: bool = False,
     expected_digest: str | None = None,
 ) -> ApplyResult:
     """Plan, confirm, Terraform apply, inventory, bootstrap, verify. Raises on any failed host."""
@@ -60,6 +66,8 @@ def apply(
         save_state(ctx.workdir, state)
         inv = inventory(ctx, plan, tf)
         result = ApplyResult(plan=planned)
+        result.routes = _program_routes(ctx, plan, inv, state, replace_routes)
+        save_state(ctx.workdir, state)
         if skip_bootstrap:
             rep.event("", "bootstrap", "skipped (--skip-bootstrap)")
             return result
@@ -83,6 +91,11 @@ def apply(
             raise BootstrapError(
                 f"{len(boot.failed)} of {len(boot.hosts)} hosts failed: {names}",
                 hint="the other hosts are configured; fix the named hosts and run apply again",
+            )
+        if result.routes is not None and result.routes.conflicts:
+            raise RoutesError(
+                f"{len(result.routes.conflicts)} route conflicts: " + "; ".join(result.routes.conflicts),
+                hint="remove those routes, or pass --replace-routes to take them over",
             )
         if result.verify is not None and result.verify.failed_pairs:
             raise VerifyError(
@@ -120,6 +133,27 @@ def destroy(ctx: Context, *, confirm: Callable[[], bool]) -> list[str]:
             path.unlink(missing_ok=True)
         notes.append("state, secrets and recorded host keys removed")
     return notes
+
+
+def _program_routes(
+    ctx: Context, plan: NetworkPlan, inv: Inventory, state: State, replace: bool
+) -> RoutesResult | None:
+    """AWS route tables for gateways/hub sites; the routes cloudcast owns are kept in state."""
+    if not routed_sites(plan) and not state.routes:
+        return None
+    regions = {s.name: s.region for s in plan.sites if s.provider == "aws" and s.region}
+    res = program(
+        plan,
+        inv,
+        state.routes,
+        regions=regions,
+        endpoint=aws_endpoint(ctx.spec, dict(ctx.environ)),
+        environ=ctx.environ,
+        replace=replace,
+        reporter=ctx.reporter,
+    )
+    state.routes = [r.to_dict() for r in res.recorded]
+    return res
 
 
 def _known_hosts(ctx: Context) -> Any:

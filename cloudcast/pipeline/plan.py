@@ -7,12 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cloudcast.errors import StateError
+from cloudcast.errors import InventoryError, RoutesError, StateError
 from cloudcast.pipeline.context import Context
 from cloudcast.pipeline.summary import PlanSummary, summarize
 from cloudcast.pipeline.tfevents import terraform_sink
 from cloudcast.plan.model import NetworkPlan
+from cloudcast.routes.aws import Route, desired_routes, routed_sites
+from cloudcast.routes.aws import describe as routes_describe
 from cloudcast.state import State
+from cloudcast.terraform.runner import Terraform
 
 PLANFILE_VERSION = 1
 
@@ -37,7 +40,25 @@ def run_plan(ctx: Context, *, destroy: bool = False) -> PlanResult:
     tf.plan(tfplan, destroy=destroy)
     doc = tf.show(tfplan)
     summary = summarize(plan, doc, state.applied)
+    summary.routes = route_changes(ctx, plan, state, tf)
     return PlanResult(summary=summary, state=state, tfplan=tfplan)
+
+
+def route_changes(ctx: Context, plan: NetworkPlan, state: State, tf: Terraform) -> list[str]:
+    """Routes `apply` would add or remove; symbolic where the route tables do not exist yet."""
+    if not routed_sites(plan) and not state.routes:
+        return []
+    from cloudcast.pipeline.hosts import inventory
+
+    try:
+        want, _ = desired_routes(plan, inventory(ctx, plan, tf))
+    except (InventoryError, RoutesError, KeyError):
+        return routes_describe(plan)
+    owned = {Route(**r).key(): Route(**r) for r in state.routes}
+    lines = [f"+ {r.site} {r.table}: {r.cidr} -> {r.eni}" for r in want if r.key() not in owned]
+    wanted = {r.key() for r in want}
+    lines += [f"- {r.site} {r.table}: {r.cidr}" for k, r in sorted(owned.items()) if k not in wanted]
+    return lines
 
 
 def write_planfile(path: Path, ctx: Context, result: PlanResult) -> None:

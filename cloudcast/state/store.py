@@ -58,6 +58,7 @@ class State:
     allocations: Allocations = field(default_factory=Allocations)
     public_keys: dict[str, str] = field(default_factory=dict)
     applied: dict[str, Any] = field(default_factory=dict)
+    routes: list[dict[str, str]] = field(default_factory=list)  # AWS routes cloudcast owns
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +66,7 @@ class State:
             "allocations": self.allocations.to_dict(),
             "public_keys": dict(sorted(self.public_keys.items())),
             "applied": self.applied,
+            "routes": self.routes,
         }
 
 
@@ -113,6 +115,7 @@ def load_state(wd: WorkDir) -> State:
         allocations=Allocations.from_dict(data.get("allocations", {})),
         public_keys=dict(data.get("public_keys", {})),
         applied=dict(data.get("applied", {})),
+        routes=list(data.get("routes", [])),
     )
 
 
