@@ -32,6 +32,14 @@ def add_common(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_preflight(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--skip-preflight",
+        action="store_true",
+        help="skip the provider checks (credentials, regions, sizes, images) before Terraform",
+    )
+
+
 def reporter_for(args: argparse.Namespace, env: Environment) -> Reporter:
     return JsonReporter(env.out) if getattr(args, "json", False) else ConsoleReporter(env.err)
 
@@ -99,10 +107,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--json", action="store_true", help="machine-readable summary on stdout")
     p.add_argument("--detailed-exitcode", action="store_true", help="accepted for Terraform habit; always on")
+    add_preflight(p)
     add_common(p)
     p.set_defaults(func=cmd_plan)
 
-    lifecycle.register(sub, add_common)
+    lifecycle.register(sub, add_common, add_preflight)
 
 
 def cmd_validate(args: argparse.Namespace, env: Environment) -> ExitStatus:
@@ -110,7 +119,8 @@ def cmd_validate(args: argparse.Namespace, env: Environment) -> ExitStatus:
     if args.online:
         from cloudcast.preflight import preflight
 
-        preflight(spec, env.environ)
+        for line in preflight(spec, env.environ).lines():
+            env.out.print(line, markup=False, highlight=False)
     nodes = sum(len(s.nodes) for s in spec.sites)
     env.out.print(f"{args.spec}: valid ({len(spec.sites)} sites, {nodes} nodes)", highlight=False)
     return ExitStatus.OK
@@ -136,7 +146,7 @@ def cmd_compile(args: argparse.Namespace, env: Environment) -> ExitStatus:
 
 def cmd_plan(args: argparse.Namespace, env: Environment) -> ExitStatus:
     ctx = context(args, env)
-    result = run_plan(ctx)
+    result = run_plan(ctx, preflight_checks=not args.skip_preflight)
     if args.out:
         write_planfile(args.out, ctx, result)
     if args.json:

@@ -16,7 +16,9 @@ from cloudcast.errors import CloudcastError, ExitStatus
 AddCommon = Callable[[argparse.ArgumentParser], None]
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], add_common: AddCommon) -> None:
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], add_common: AddCommon, add_preflight: AddCommon
+) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser(
         "apply",
@@ -43,6 +45,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], add_commo
         help="take over AWS routes for the same CIDRs that cloudcast did not create",
     )
     p.add_argument("--json", action="store_true", help="JSON event lines on stdout, for CI")
+    add_preflight(p)
     add_common(p)
     p.set_defaults(func=cmd_apply)
 
@@ -135,6 +138,7 @@ def cmd_apply(args: argparse.Namespace, env: Environment) -> ExitStatus:
         skip_bootstrap=args.skip_bootstrap,
         skip_verify=args.skip_verify,
         replace_routes=args.replace_routes,
+        preflight_checks=not args.skip_preflight,
         expected_digest=digest,
     )
     if result.verify is not None:

@@ -43,12 +43,13 @@ def apply(
     skip_bootstrap: bool = False,
     skip_verify: bool = False,
     replace_routes: bool = False,
+    preflight_checks: bool = True,
     expected_digest: str | None = None,
 ) -> ApplyResult:
     """Plan, confirm, Terraform apply, inventory, bootstrap, verify. Raises on any failed host."""
     rep = ctx.reporter
     with locked(ctx.workdir):
-        planned = run_plan(ctx)
+        planned = run_plan(ctx, preflight_checks=preflight_checks)
         plan, state = planned.summary.plan, planned.state
         if expected_digest and expected_digest != plan.digest():
             raise CloudcastError(

@@ -27,8 +27,16 @@ class PlanResult:
     tfplan: Path
 
 
-def run_plan(ctx: Context, *, destroy: bool = False) -> PlanResult:
+def run_plan(ctx: Context, *, destroy: bool = False, preflight_checks: bool = True) -> PlanResult:
     """Plan the whole network; nothing is created or changed anywhere."""
+    if preflight_checks and any(s.provider.value in ("aws", "linode", "vultr") for s in ctx.spec.sites):
+        from cloudcast.preflight import preflight
+
+        report = preflight(ctx.spec, ctx.environ)
+        oks = sum(1 for c in report.checks if c.status.value == "ok")
+        ctx.reporter.event("", "preflight", f"{oks} provider checks passed")
+        for warning in report.warnings:
+            ctx.reporter.event("", "preflight", f"warning: {warning}")
     plan, state = ctx.plan()
     ctx.reporter.event("", "plan", f"{len(plan.nodes)} nodes, {len(plan.pairs())} peered pairs")
     ctx.compile(plan)
