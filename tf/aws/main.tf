@@ -1,7 +1,7 @@
 # One cloudcast site on AWS: a VPC whose single subnet spans the site CIDR,
 # an internet gateway, a route table, security groups, a key pair, and per node
-# an ENI with the planned private address, an instance on it and, for public
-# nodes, an Elastic IP.
+# an instance whose primary ENI has the planned private address and, for
+# public nodes, an Elastic IP on that ENI.
 
 locals {
   name = "${var.name_prefix}-${var.site}"
@@ -19,6 +19,8 @@ locals {
 
   # Every source whose traffic is trusted in full: this site, the overlay, other sites.
   trusted_cidrs = toset(concat([var.cidr, var.overlay_cidr], var.remote_cidrs))
+
+  root_login_cloud_config = "#cloud-config\ndisable_root: false\n"
 
   # image: "ami-..." is used as is; anything else is an AMI name pattern.
   default_ami_name   = "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*"
@@ -137,7 +139,8 @@ resource "aws_vpc_security_group_ingress_rule" "ssh" {
 
   security_group_id = aws_security_group.edge.id
   description       = "ssh from ${each.key}"
-  cidr_ipv4         = each.key
+  cidr_ipv4         = strcontains(each.key, ":") ? null : each.key
+  cidr_ipv6         = strcontains(each.key, ":") ? each.key : null
   ip_protocol       = "tcp"
   from_port         = var.ssh_port
   to_port           = var.ssh_port
@@ -152,44 +155,64 @@ resource "aws_key_pair" "this" {
   tags       = local.tags
 }
 
-# The ENI carries the planned private address. Gateways and hubs forward
-# traffic that is not addressed to them, so AWS's source/destination check is off.
-resource "aws_network_interface" "node" {
-  for_each = var.nodes
-
-  subnet_id         = aws_subnet.this.id
-  private_ips       = [each.value.private_ip]
-  source_dest_check = !contains(local.forwarders, each.key)
-  security_groups = concat(
-    [aws_security_group.internal.id],
-    contains(local.exposed, each.key) ? [aws_security_group.edge.id] : [],
-  )
-  tags = merge(local.tags, { Name = "${local.name}-${each.key}", "cloudcast:role" = each.value.role })
-}
-
+# Each instance keeps its primary network interface (the ENI cloudcast routes
+# remote CIDRs to) with the planned private address. Gateways and hubs forward
+# traffic that is not addressed to them, so AWS's source/destination check is
+# off on them. (A separate aws_network_interface attached as device 0 would
+# survive instance replacement, but moto never detaches it when the instance
+# terminates, so `terraform destroy` fails against moto.)
 resource "aws_instance" "node" {
   for_each = var.nodes
 
-  ami           = local.ami_id[each.key]
-  instance_type = each.value.size
-  key_name      = aws_key_pair.this.key_name
+  ami               = local.ami_id[each.key]
+  instance_type     = each.value.size
+  key_name          = aws_key_pair.this.key_name
+  subnet_id         = aws_subnet.this.id
+  private_ip        = each.value.private_ip
+  source_dest_check = !contains(local.forwarders, each.key)
 
-  network_interface {
-    network_interface_id = aws_network_interface.node[each.key].id
-    device_index         = 0
-  }
+  # Cloud images put the key pair on their default user ("ubuntu") and refuse root;
+  # with ssh_user "root" cloud-init installs the key for root too, as on Linode and Vultr.
+  user_data = var.ssh_user == "root" ? local.root_login_cloud_config : null
 
   tags = merge(local.tags, { Name = "${local.name}-${each.key}", "cloudcast:role" = each.value.role })
+
+  # A name pattern resolves to the newest matching AMI, which changes whenever
+  # Canonical publishes one; that must not replace running nodes. To re-image a
+  # node, replace it explicitly (terraform apply -replace=...).
+  lifecycle {
+    ignore_changes = [ami]
+  }
 }
 
-# Public addresses are Elastic IPs on the ENI, never associate_public_ip_address
-# (which cannot be combined with an attached ENI and drifts forever in moto).
+# Security groups are attached to the primary ENI rather than listed in
+# vpc_security_group_ids: the provider launches into a subnet with a network
+# interface specification, and moto then reports no groups on the instance, so
+# vpc_security_group_ids would show drift on every plan. The instance also keeps
+# the VPC's default group, which allows nothing beyond "internal" below.
+resource "aws_network_interface_sg_attachment" "internal" {
+  for_each = var.nodes
+
+  security_group_id    = aws_security_group.internal.id
+  network_interface_id = aws_instance.node[each.key].primary_network_interface_id
+}
+
+resource "aws_network_interface_sg_attachment" "edge" {
+  for_each = local.exposed
+
+  security_group_id    = aws_security_group.edge.id
+  network_interface_id = aws_instance.node[each.key].primary_network_interface_id
+}
+
+# Public addresses are Elastic IPs on the primary ENI. The instance's own
+# associate_public_ip_address is left out: it drifts forever in moto, and an EIP
+# keeps its address across stop/start.
 resource "aws_eip" "node" {
   for_each = local.public
 
   domain                    = "vpc"
-  network_interface         = aws_network_interface.node[each.key].id
-  associate_with_private_ip = var.nodes[each.key].private_ip
+  network_interface         = aws_instance.node[each.key].primary_network_interface_id
+  associate_with_private_ip = aws_instance.node[each.key].private_ip
   tags                      = merge(local.tags, { Name = "${local.name}-${each.key}" })
 
   # The VPC needs its internet gateway before an address can be associated.

@@ -6,12 +6,12 @@ output "nodes" {
     for name, n in var.nodes : name => {
       name        = name
       public_ip   = n.public ? aws_eip.node[name].public_ip : ""
-      private_ip  = aws_network_interface.node[name].private_ip
-      ssh_host    = n.public ? aws_eip.node[name].public_ip : aws_network_interface.node[name].private_ip
+      private_ip  = aws_instance.node[name].private_ip
+      ssh_host    = n.public ? aws_eip.node[name].public_ip : aws_instance.node[name].private_ip
       ssh_port    = var.ssh_port
       ssh_user    = var.ssh_user
       instance_id = aws_instance.node[name].id
-      eni_id      = aws_network_interface.node[name].id
+      eni_id      = aws_instance.node[name].primary_network_interface_id
     }
   }
 }

@@ -54,7 +54,7 @@ variable "ssh_port" {
 }
 
 variable "ssh_user" {
-  description = "User cloudcast logs in as (reported in the nodes output; Ubuntu AMIs use \"ubuntu\")."
+  description = "User cloudcast logs in as (reported in the nodes output). \"root\" makes cloud-init install the key for root; otherwise use the image's default user (\"ubuntu\" on Ubuntu AMIs)."
   type        = string
   default     = "root"
 }

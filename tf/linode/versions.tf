@@ -1,0 +1,12 @@
+# The generated root module configures the provider (credentials come
+# from the environment) and passes it in; this module only states what it needs.
+terraform {
+  required_version = ">= 1.5.0"
+
+  required_providers {
+    linode = {
+      source  = "linode/linode"
+      version = "~> 3.0"
+    }
+  }
+}
