@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cloudcast.bootstrap import BootstrapResult, bootstrap, teardown
+from cloudcast.bootstrap.hostkeys import KnownHosts, known_hosts_name
 from cloudcast.errors import BootstrapError, CloudcastError, RoutesError, VerifyError
 from cloudcast.inventory import Inventory
 from cloudcast.pipeline.context import Context
@@ -16,8 +17,17 @@ from cloudcast.pipeline.tfevents import terraform_sink
 from cloudcast.plan.model import NetworkPlan
 from cloudcast.routes.aws import RoutesResult, program, routed_sites
 from cloudcast.spec.models import Provider
-from cloudcast.state import State, ensure_psks, load_secrets, locked, save_secrets, save_state
+from cloudcast.state import (
+    State,
+    ensure_psks,
+    forget_state,
+    load_secrets,
+    locked,
+    save_secrets,
+    save_state,
+)
 from cloudcast.terraform.compile import aws_endpoint
+from cloudcast.terraform.views import PlanView
 from cloudcast.verify import VerifyResult, verify
 
 Confirm = Callable[[PlanResult], bool]
@@ -66,11 +76,13 @@ def apply(
         # allocations are recorded as soon as Terraform used them, whatever happens next
         save_state(ctx.workdir, state)
         inv = inventory(ctx, plan, tf)
+        _forget_rebuilt_host_keys(ctx, planned, inv)
         result = ApplyResult(plan=planned)
         result.routes = _program_routes(ctx, plan, inv, state, replace_routes)
         save_state(ctx.workdir, state)
         if skip_bootstrap:
             rep.event("", "bootstrap", "skipped (--skip-bootstrap)")
+            _raise_route_conflicts(result.routes)
             return result
         secrets, created = ensure_psks(plan, load_secrets(ctx.workdir))
         save_secrets(ctx.workdir, secrets)
@@ -89,15 +101,13 @@ def apply(
             result.verify = verify(plan, inv, ctx.workdir, reporter=rep)
         if boot.failed:
             names = ", ".join(f"{h.name} ({h.error})" for h in boot.failed)
+            fixes = [f"{h.name}: {h.hint}" for h in boot.failed if h.hint]
             raise BootstrapError(
                 f"{len(boot.failed)} of {len(boot.hosts)} hosts failed: {names}",
-                hint="the other hosts are configured; fix the named hosts and run apply again",
+                hint="; ".join(fixes)
+                or "the other hosts are configured; fix the named hosts and run apply again",
             )
-        if result.routes is not None and result.routes.conflicts:
-            raise RoutesError(
-                f"{len(result.routes.conflicts)} route conflicts: " + "; ".join(result.routes.conflicts),
-                hint="remove those routes, or pass --replace-routes to take them over",
-            )
+        _raise_route_conflicts(result.routes)
         if result.verify is not None and result.verify.failed_pairs:
             raise VerifyError(
                 f"{len(result.verify.failed_pairs)} pairs cannot reach each other: "
@@ -130,8 +140,7 @@ def destroy(ctx: Context, *, confirm: Callable[[], bool]) -> list[str]:
             notes.append(f"cleaned {len(keep)} static hosts")
         rep.event("", "terraform", "destroy")
         tf.destroy()
-        for path in (ctx.workdir.state_file, ctx.workdir.secrets_file, ctx.workdir.known_hosts):
-            path.unlink(missing_ok=True)
+        forget_state(ctx.workdir)
         notes.append("state, secrets and recorded host keys removed")
     return notes
 
@@ -155,6 +164,27 @@ def _program_routes(
     )
     state.routes = [r.to_dict() for r in res.recorded]
     return res
+
+
+def _raise_route_conflicts(routes: RoutesResult | None) -> None:
+    if routes is not None and routes.conflicts:
+        raise RoutesError(
+            f"{len(routes.conflicts)} route conflicts: " + "; ".join(routes.conflicts),
+            hint="remove those routes, or pass --replace-routes to take them over",
+        )
+
+
+INSTANCE_TYPES = frozenset({"terraform_data", "aws_instance", "linode_instance", "vultr_instance"})
+
+
+def _forget_rebuilt_host_keys(ctx: Context, planned: PlanResult, inv: Inventory) -> None:
+    """A machine Terraform just created has a new host key, maybe at a reused address."""
+    rebuilt = PlanView(planned.tfplan_doc).created_instances(INSTANCE_TYPES)
+    names = {
+        known_hosts_name(h.ssh_host, h.ssh_port) for h in inv.hosts if h.name in rebuilt and h.ssh_host
+    }
+    if names and KnownHosts(ctx.workdir.known_hosts).forget(names):
+        ctx.reporter.event("", "bootstrap", f"forgot old host keys of new hosts: {', '.join(sorted(names))}")
 
 
 def _known_hosts(ctx: Context) -> Any:

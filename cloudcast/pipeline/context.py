@@ -12,8 +12,8 @@ from cloudcast.errors import SpecError
 from cloudcast.pipeline.events import NullReporter, Reporter
 from cloudcast.plan import NetworkPlan, build_plan
 from cloudcast.spec import Spec, load_spec
-from cloudcast.spec.models import Provider, Site
-from cloudcast.state import State, WorkDir, load_state
+from cloudcast.spec.models import Backend, Provider, Site
+from cloudcast.state import RemoteState, State, WorkDir, load_state
 from cloudcast.terraform import Terraform, compile_root, find_binary, read_public_key
 from cloudcast.terraform.runner import EventSink
 
@@ -49,7 +49,7 @@ class Context:
         return cls(
             spec_path=spec_path,
             spec=spec,
-            workdir=WorkDir(base),
+            workdir=WorkDir(base, remote=remote_state(spec, env)),
             environ=env,
             terraform_bin=terraform_bin,
             reporter=reporter or NullReporter(),
@@ -86,6 +86,22 @@ class Context:
 
     def has_lab_sites(self) -> bool:
         return any(site.provider is Provider.LAB for site in self.spec.sites)
+
+
+def remote_state(spec: Spec, environ: Mapping[str, str]) -> RemoteState | None:
+    """With `state.backend: s3`, cloudcast's state goes beside Terraform's in the same bucket."""
+    st = spec.state
+    if st.backend is not Backend.S3 or not st.bucket or not st.region:
+        return None
+    prefix = (st.key or spec.name).rstrip("/")
+    endpoint = st.endpoint or environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL") or None
+    return RemoteState(
+        bucket=st.bucket,
+        key=f"{prefix}/cloudcast.state.json",
+        region=st.region,
+        endpoint=endpoint,
+        environ=dict(environ),
+    )
 
 
 def _workdir_for(spec_path: Path, spec: Spec) -> Path:

@@ -25,6 +25,7 @@ class PlanResult:
     summary: PlanSummary
     state: State
     tfplan: Path
+    tfplan_doc: dict[str, Any]
 
 
 def run_plan(ctx: Context, *, destroy: bool = False, preflight_checks: bool = True) -> PlanResult:
@@ -49,7 +50,7 @@ def run_plan(ctx: Context, *, destroy: bool = False, preflight_checks: bool = Tr
     doc = tf.show(tfplan)
     summary = summarize(plan, doc, state.applied)
     summary.routes = route_changes(ctx, plan, state, tf)
-    return PlanResult(summary=summary, state=state, tfplan=tfplan)
+    return PlanResult(summary=summary, state=state, tfplan=tfplan, tfplan_doc=doc)
 
 
 def route_changes(ctx: Context, plan: NetworkPlan, state: State, tf: Terraform) -> list[str]:

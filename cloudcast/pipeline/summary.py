@@ -23,10 +23,13 @@ class PlanSummary:
     sites: dict[str, SiteChanges]
     hosts: list[HostChange]
     routes: list[str] = field(default_factory=list)
+    # False for `plan --skip-bootstrap`: host changes are listed but do not count as changes.
+    include_hosts: bool = True
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.hosts or self.routes or any(not c.empty for c in self.sites.values()))
+        hosts = bool(self.hosts) and self.include_hosts
+        return bool(hosts or self.routes or any(not c.empty for c in self.sites.values()))
 
     def counts(self) -> tuple[int, int, int]:
         add = sum(len(c.add) for c in self.sites.values())
@@ -58,6 +61,7 @@ class PlanSummary:
             ],
             "pairs": len(self.plan.pairs()),
             "hosts": [{"node": h.node, "change": h.kind, "details": h.details} for h in self.hosts],
+            "hosts_counted": self.include_hosts,
             "routes": self.routes,
             "warnings": list(self.plan.warnings),
         }

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
+import tempfile
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -123,6 +125,8 @@ class Terraform:
         errors: list[str] = []
         events: list[dict[str, Any]] = []
         out_lines: list[str] = []
+        # stderr goes to a file: read after exit, it can never block the stdout stream
+        errfile = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
         try:
             proc = subprocess.Popen(
                 cmd,
@@ -130,11 +134,12 @@ class Terraform:
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
+                stderr=errfile,
                 text=True,
                 bufsize=1,
             )
         except OSError as exc:
+            errfile.close()
             raise TerraformError(f"cannot run {self.binary}: {exc.strerror}") from None
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -155,16 +160,49 @@ class Terraform:
             if self.sink:
                 self.sink(event)
         code = proc.wait()
+        errfile.seek(0)
+        stderr = errfile.read()
+        errfile.close()
+        tail.extend(line for line in stderr.splitlines() if line.strip())
         stdout = "".join(out_lines)
         if code not in ok_codes:
             if not errors and stdout.lstrip().startswith("{") and not stream:
                 errors = _diagnostics_from_document(stdout)
             detail = "; ".join(errors) or " | ".join(tail) or "no output"
+            locked = lock_error(detail, self.workdir)
+            if locked is not None:
+                raise locked
             raise TerraformError(
                 f"terraform {args[0]} failed (exit {code}): {detail}",
                 hint=f"the Terraform working dir is {self.workdir}",
             )
         return Result(code=code, events=events, stdout=stdout)
+
+
+_LOCK_FIELDS = ("ID", "Path", "Operation", "Who", "Version", "Created", "Info")
+
+
+def lock_error(detail: str, workdir: Path) -> TerraformError | None:
+    """A clear error when Terraform could not take the state lock (another run holds it)."""
+    if "Error acquiring the state lock" not in detail:
+        return None
+    info: dict[str, str] = {}
+    _, _, rest = detail.partition("Lock Info:")
+    names = "|".join(_LOCK_FIELDS)
+    for match in re.finditer(rf"\b({names}):\s*(.*?)(?=\s+\b(?:{names}):|$)", rest):
+        info.setdefault(match.group(1), match.group(2).strip())
+    op = info.get("Operation", "").removeprefix("OperationType").lower() or "a run"
+    who = info.get("Who") or "someone"
+    created = re.sub(r"\.\d+", "", info.get("Created", ""))
+    since = f" since {created}" if created else ""
+    lock_id = info.get("ID", "")
+    where = f" ({info['Path']})" if info.get("Path") else ""
+    unlock = f"`terraform force-unlock {lock_id}` in {workdir}" if lock_id else "`terraform force-unlock`"
+    return TerraformError(
+        f"the Terraform state{where} is locked: {who} is running {op}{since}"
+        + (f" (lock ID {lock_id})" if lock_id else ""),
+        hint=f"wait for that run to finish and try again; if it died, release the lock with {unlock}",
+    )
 
 
 def _diagnostic_line(diag: dict[str, Any]) -> str:

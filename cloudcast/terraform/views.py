@@ -48,6 +48,16 @@ class PlanView:
                 entry.change.append(addr)
         return out
 
+    def created_instances(self, types: frozenset[str]) -> set[str]:
+        """Index keys (node names) of instance-like resources of `types` that will be (re)created."""
+        out: set[str] = set()
+        for rc in self.changes:
+            if rc.get("type") in types and "create" in rc.get("change", {}).get("actions", []):
+                index = rc.get("index")
+                if isinstance(index, str):
+                    out.add(index)
+        return out
+
     def counts(self) -> tuple[int, int, int]:
         add = change = destroy = 0
         for entry in self.by_module().values():

@@ -1,0 +1,6 @@
+"""Stage: prove every pair of nodes talks over the overlay; show live tunnel state."""
+
+from cloudcast.verify.probe import Probe, VerifyResult, verify
+from cloudcast.verify.status import NodeStatus, PeerStatus, StatusResult, status
+
+__all__ = ["NodeStatus", "PeerStatus", "Probe", "StatusResult", "VerifyResult", "status", "verify"]

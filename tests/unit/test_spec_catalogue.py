@@ -100,6 +100,8 @@ CASES: list[tuple[str, Mutation, str]] = [
     ("site cidr public", _set("sites.0.cidr", "1.2.0.0/16"), "sites[0].cidr: 1.2.0.0/16 is not a private range"),
     ("site cidr too small", _set("sites.0.cidr", "10.1.0.0/30"), "sites[0].cidr: 10.1.0.0/30 has room for 0 nodes, the site has 2"),
     ("aws vpc too large", _set("sites.0.cidr", "10.0.0.0/12"), "sites[0].cidr: AWS VPCs take /16 to /28 (10.0.0.0/12)"),
+    ("linode private range", _add_site({"name": "ln", "provider": "linode", "region": "us-east", "cidr": "192.168.200.0/24", "nodes": [{"name": "l1"}]}),
+     "sites[2].cidr: 192.168.200.0/24 overlaps 192.168.128.0/17, Linode's private network range (Linode VPC subnets cannot use it)"),
     ("gateways no gateway", _set("network.topology", "gateways"), "sites[0].nodes: site 'aws-a' has no gateway (topology gateways needs one per site)"),
     ("gateways second site", _gateways, "sites[1].nodes: site 'home' has no gateway (topology gateways needs one per site)"),
     ("hub without hub", _set("network.topology", "hub"), "network.topology: topology 'hub' needs a node with role 'hub'"),

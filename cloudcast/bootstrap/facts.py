@@ -1,0 +1,174 @@
+"""What is on a host now, gathered in ONE round trip; only public keys ever come back."""
+
+from __future__ import annotations
+
+import base64
+import shlex
+from dataclasses import dataclass, field
+
+from cloudcast.bootstrap.paths import TABLE, Paths
+
+TOOLS = (
+    "wg",
+    "wg-quick",
+    "wireguard-go",
+    "nft",
+    "iptables",
+    "ip",
+    "systemctl",
+    "apt-get",
+    "ping",
+    "sysctl",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerFact:
+    """One line of `wg show IF dump` with the preshared key column removed on the host."""
+
+    public_key: str
+    endpoint: str | None
+    allowed_ips: tuple[str, ...]
+    latest_handshake: int  # unix time; 0 = never
+    rx: int
+    tx: int
+    keepalive: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    tools: frozenset[str] = frozenset()
+    systemd: bool = False  # systemd is PID 1
+    kernel_wg: bool = False
+    public_key: str | None = None  # of /etc/wireguard/IF.key
+    iface: bool = False  # the interface exists
+    iface_public_key: str | None = None  # the key the running interface uses
+    addresses: tuple[str, ...] = ()
+    mtu: int | None = None
+    listen_port: int | None = None
+    peers: tuple[PeerFact, ...] = ()
+    hashes: dict[str, str] = field(default_factory=dict)  # managed path -> sha256 (present only)
+    hosts: str = ""  # /etc/hosts
+    table: bool = False  # `inet cloudcast` is loaded
+    enabled: bool = False  # wg-quick@IF is enabled
+    ip_forward: bool = False
+    route_localnet: bool = False  # on the interface
+    routes: tuple[str, ...] = ()  # `ip -4 route show` lines
+    now: int = 0  # the host's clock
+
+    def has(self, tool: str) -> bool:
+        return tool in self.tools
+
+
+def facts_script(paths: Paths) -> str:
+    """The POSIX shell that prints facts, one `key=value` (or tab-separated) line each."""
+    q = shlex.quote
+    i = q(paths.interface)
+    files = " ".join(q(p) for p in paths.managed)
+    tools = " ".join(TOOLS)
+    # `wg show dump` starts with the interface line, which holds the PRIVATE key: `tail -n +2`
+    # drops it and `cut -f1,3-` drops each peer's preshared key, on the host.
+    return f"""
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+have() {{ command -v "$1" >/dev/null 2>&1; }}
+for t in {tools}; do have "$t" && echo "tool=$t"; done
+[ "$(cat /proc/1/comm 2>/dev/null)" = systemd ] && echo systemd=1
+if [ -d /sys/module/wireguard ]; then echo kernel_wg=1
+elif have ip && ip link add ccprobe$$ type wireguard 2>/dev/null; then
+  ip link del ccprobe$$; echo kernel_wg=1
+fi
+K={q(paths.key)}
+if [ -s "$K" ] && have wg; then echo "pubkey=$(wg pubkey < "$K" 2>/dev/null)"; fi
+if have ip && ip link show dev {i} >/dev/null 2>&1; then
+  echo iface=1
+  echo "mtu=$(cat /sys/class/net/{i}/mtu)"
+  ip -4 -o addr show dev {i} | while read -r _ _ _ a _; do echo "addr=$a"; done
+  echo "route_localnet=$(cat /proc/sys/net/ipv4/conf/{i}/route_localnet 2>/dev/null)"
+  if have wg; then
+    echo "iface_pubkey=$(wg show {i} public-key 2>/dev/null)"
+    echo "listen_port=$(wg show {i} listen-port 2>/dev/null)"
+    wg show {i} dump 2>/dev/null | tail -n +2 | cut -f1,3- | sed 's/^/peer\t/'
+  fi
+fi
+echo "ip_forward=$(cat /proc/sys/net/ipv4/ip_forward 2>/dev/null)"
+for f in {files}; do [ -f "$f" ] && echo "hash=$(sha256sum < "$f" | cut -d' ' -f1) $f"; done
+echo "hosts=$(base64 < /etc/hosts 2>/dev/null | tr -d '\\n')"
+have nft && nft list table inet {TABLE} >/dev/null 2>&1 && echo table=1
+have systemctl && [ "$(systemctl is-enabled wg-quick@{i} 2>/dev/null)" = enabled ] && echo enabled=1
+have ip && ip -4 route show | sed 's/^/route\t/'
+echo "now=$(date +%s)"
+exit 0
+"""
+
+
+def _int(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _peer(fields: list[str]) -> PeerFact | None:
+    # public-key, endpoint, allowed-ips, latest-handshake, rx, tx, keepalive
+    if len(fields) != 7:
+        return None
+    key, endpoint, allowed, handshake, rx, tx, keepalive = fields
+    return PeerFact(
+        public_key=key,
+        endpoint=None if endpoint == "(none)" else endpoint,
+        allowed_ips=tuple(sorted(a for a in allowed.split(",") if a and a != "(none)")),
+        latest_handshake=_int(handshake) or 0,
+        rx=_int(rx) or 0,
+        tx=_int(tx) or 0,
+        keepalive=_int(keepalive),
+    )
+
+
+def parse_facts(text: str) -> Facts:
+    """Parse what `facts_script` printed; unknown lines are ignored."""
+    kv: dict[str, str] = {}
+    tools: set[str] = set()
+    addresses: list[str] = []
+    hashes: dict[str, str] = {}
+    peers: list[PeerFact] = []
+    routes: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("peer\t"):
+            peer = _peer(line.split("\t")[1:])
+            if peer is not None:
+                peers.append(peer)
+        elif line.startswith("route\t"):
+            routes.append(line[6:].strip())
+        elif "=" in line:
+            key, _, value = line.partition("=")
+            if key == "tool":
+                tools.add(value)
+            elif key == "addr":
+                addresses.append(value)
+            elif key == "hash":
+                digest, _, path = value.partition(" ")
+                hashes[path] = digest
+            else:
+                kv[key] = value.strip()
+    pub = kv.get("pubkey") or None
+    iface_pub = kv.get("iface_pubkey")
+    return Facts(
+        tools=frozenset(tools),
+        systemd=kv.get("systemd") == "1",
+        kernel_wg=kv.get("kernel_wg") == "1",
+        public_key=pub,
+        iface=kv.get("iface") == "1",
+        iface_public_key=None if not iface_pub or iface_pub == "(none)" else iface_pub,
+        addresses=tuple(sorted(addresses)),
+        mtu=_int(kv.get("mtu", "")),
+        listen_port=_int(kv.get("listen_port", "")),
+        peers=tuple(sorted(peers, key=lambda p: p.public_key)),
+        hashes=hashes,
+        hosts=base64.b64decode(kv.get("hosts", "")).decode(errors="replace"),
+        table=kv.get("table") == "1",
+        enabled=kv.get("enabled") == "1",
+        ip_forward=kv.get("ip_forward") == "1",
+        route_localnet=kv.get("route_localnet") == "1",
+        routes=tuple(routes),
+        now=_int(kv.get("now", "")) or 0,
+    )

@@ -1,0 +1,312 @@
+"""The bootstrap stage's entry points: `bootstrap` (converge every host) and `teardown`.
+
+Phase 1, per host in parallel: connect, gather facts, install what is missing, make the key
+pair on the host; its public key comes back. Phase 2, once every key is known: render each
+host's files and apply them. A host that fails phase 1 keeps its old config, and its peers
+keep talking to it with its last known public key.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from cloudcast.bootstrap.actions import Action, apply_actions, prepare_actions, teardown_actions
+from cloudcast.bootstrap.desired import desired_state
+from cloudcast.bootstrap.execute import StepFailed, execute
+from cloudcast.bootstrap.facts import Facts, facts_script, parse_facts
+from cloudcast.bootstrap.fanout import fan_out
+from cloudcast.bootstrap.paths import Paths
+from cloudcast.bootstrap.transport import SSHOptions, SSHTransport, Transport
+from cloudcast.errors import BootstrapError, CloudcastError
+from cloudcast.inventory.hosts import Host, Inventory
+from cloudcast.plan.model import NetworkPlan, NodePlan
+from cloudcast.state.store import Secrets, State, WorkDir
+
+STAGE = "bootstrap"
+
+
+class Reporter(Protocol):
+    def event(self, host: str, stage: str, message: str) -> None: ...
+
+
+class _Quiet:
+    def event(self, host: str, stage: str, message: str) -> None:
+        return None
+
+
+Connector = Callable[[Host], Transport]
+
+
+@dataclass
+class HostResult:
+    name: str
+    ok: bool
+    actions: list[str] = field(default_factory=list)
+    error: str | None = None
+    public_key: str | None = None
+    seconds: float = 0.0
+    hint: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "ok": self.ok,
+            "actions": list(self.actions),
+            "error": self.error,
+            "public_key": self.public_key,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class BootstrapResult:
+    hosts: list[HostResult]
+    public_keys: dict[str, str] = field(default_factory=dict)  # gathered this run: store in state
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[HostResult]:
+        return [h for h in self.hosts if not h.ok]
+
+    @property
+    def changed(self) -> list[HostResult]:
+        return [h for h in self.hosts if h.actions]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def host(self, name: str) -> HostResult:
+        return next(h for h in self.hosts if h.name == name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "hosts": [h.to_dict() for h in self.hosts],
+            "public_keys": dict(sorted(self.public_keys.items())),
+            "warnings": list(self.warnings),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class _Session:
+    """One host during a run."""
+
+    node: NodePlan
+    host: Host
+    transport: Transport | None = None
+    facts: Facts | None = None
+    actions: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    error: BaseException | None = None
+
+
+def connector(workdir: WorkDir, known_hosts: Path | None = None, **options: float) -> Connector:
+    """The real connector: Paramiko; host keys recorded in the work dir, or strict."""
+    opts = SSHOptions(known_hosts=workdir.ensure().known_hosts, strict_known_hosts=known_hosts, **options)
+    return lambda host: SSHTransport.connect(host, opts)
+
+
+def gather(transport: Transport, paths: Paths) -> Facts:
+    """Facts of one host in one round trip."""
+    result = transport.run("sh -s", stdin=facts_script(paths).encode(), timeout=60.0)
+    if not result.ok:
+        raise BootstrapError(f"cannot gather facts: {result.tail()}")
+    return parse_facts(result.stdout)
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, CloudcastError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _sessions(
+    plan: NetworkPlan, inventory: Inventory, only: Collection[str] | None
+) -> tuple[list[_Session], list[HostResult]]:
+    known = {h.name: h for h in inventory.hosts}
+    sessions, missing = [], []
+    for node in plan.nodes:
+        if only is not None and node.name not in only:
+            continue
+        if node.name in known:
+            sessions.append(_Session(node, known[node.name]))
+        else:
+            missing.append(
+                HostResult(node.name, ok=False, error="not in the inventory (no address to reach it)")
+            )
+    return sessions, missing
+
+
+def _run_step(s: _Session, actions: list[Action], reporter: Reporter) -> None:
+    assert s.transport is not None
+    try:
+        done = execute(s.transport, actions)
+    except StepFailed as exc:
+        s.actions += [a.description for a in exc.done]
+        raise
+    s.actions += [a.description for a in done]
+    for action in done:
+        reporter.event(s.node.name, STAGE, action.description)
+
+
+def _timed(s: _Session, fn: Callable[[], None], reporter: Reporter) -> _Session:
+    start = time.monotonic()
+    try:
+        fn()
+    except Exception as exc:
+        s.error = exc
+        reporter.event(s.node.name, STAGE, f"failed: {_message(exc)}")
+        if s.transport is not None:
+            s.transport.close()
+            s.transport = None
+        raise
+    finally:
+        s.seconds += time.monotonic() - start
+    return s
+
+
+def _result(s: _Session, public_key: str | None) -> HostResult:
+    err = s.error
+    return HostResult(
+        name=s.node.name,
+        ok=err is None,
+        actions=list(s.actions),
+        error=None if err is None else _message(err),
+        public_key=public_key,
+        seconds=s.seconds,
+        hint=err.hint if isinstance(err, CloudcastError) else None,
+    )
+
+
+def bootstrap(
+    plan: NetworkPlan,
+    inventory: Inventory,
+    secrets: Secrets,
+    state: State,
+    workdir: WorkDir,
+    *,
+    parallel: int = 16,
+    known_hosts: Path | None = None,
+    connect_budget: float = 60.0,
+    reporter: Reporter | None = None,
+    connect: Connector | None = None,
+) -> BootstrapResult:
+    """Converge every host of `plan` (see the module docstring); never raises for one host.
+
+    `connect_budget`: seconds to keep retrying a host whose SSH is not up yet (new VMs).
+    `known_hosts`: strict mode, the spec's `ssh.known_hosts` (unknown hosts are refused).
+    """
+    if plan.transport != "wireguard":
+        raise BootstrapError(
+            f"transport {plan.transport!r} is not supported by the bootstrapper yet",
+            hint='use "transport": "wireguard"',
+        )
+    rep = reporter or _Quiet()
+    conn = connect or connector(workdir, known_hosts, connect_budget=connect_budget)
+    paths = Paths(plan.interface)
+    started = time.monotonic()
+    sessions, results = _sessions(plan, inventory, None)
+
+    def prepare(s: _Session) -> _Session:
+        def body() -> None:
+            s.transport = conn(s.host)
+            rep.event(s.node.name, STAGE, "connected")
+            s.facts = gather(s.transport, paths)
+            actions = prepare_actions(s.facts, paths, vpn=s.node.vpn)
+            if actions:
+                _run_step(s, actions, rep)
+                s.facts = gather(s.transport, paths)
+            if s.node.vpn and not s.facts.public_key:
+                raise BootstrapError("the WireGuard key pair is missing after generating it")
+
+        return _timed(s, body, rep)
+
+    fan_out(sessions, prepare, key=lambda s: s.node.name, parallel=parallel)
+    gathered = {s.node.name: s.facts.public_key for s in sessions if s.facts and s.facts.public_key}
+    keys = {**state.public_keys, **gathered}
+    warnings = [
+        f"{s.node.name} failed; its peers keep its last known key"
+        for s in sessions
+        if s.error is not None and s.node.vpn and s.node.name in keys
+    ]
+
+    def converge(s: _Session) -> _Session:
+        def body() -> None:
+            assert s.facts is not None and s.transport is not None
+            desired = desired_state(
+                plan,
+                s.node,
+                inventory,
+                keys,
+                secrets.psk,
+                systemd=s.facts.systemd,
+                userspace=not s.facts.kernel_wg,
+            )
+            for peer in desired.left_out:
+                rep.event(s.node.name, STAGE, f"peer {peer} left out: its public key is not known yet")
+            actions = apply_actions(desired, s.facts)
+            if actions:
+                _run_step(s, actions, rep)
+            rep.event(s.node.name, STAGE, f"{len(s.actions)} changes" if s.actions else "up to date")
+
+        return _timed(s, body, rep)
+
+    try:
+        fan_out(
+            [s for s in sessions if s.error is None],
+            converge,
+            key=lambda s: s.node.name,
+            parallel=parallel,
+        )
+    finally:
+        for s in sessions:
+            if s.transport is not None:
+                s.transport.close()
+    results += [_result(s, gathered.get(s.node.name)) for s in sessions]
+    order = {n.name: i for i, n in enumerate(plan.nodes)}
+    results.sort(key=lambda r: order.get(r.name, len(order)))
+    return BootstrapResult(results, gathered, warnings, time.monotonic() - started)
+
+
+def teardown(
+    plan: NetworkPlan,
+    inventory: Inventory,
+    workdir: WorkDir,
+    *,
+    only: Collection[str] | None = None,
+    parallel: int = 16,
+    known_hosts: Path | None = None,
+    connect_budget: float = 60.0,
+    reporter: Reporter | None = None,
+    connect: Connector | None = None,
+) -> BootstrapResult:
+    """Remove the interface, files, hosts block, firewall table and routes cloudcast made."""
+    rep = reporter or _Quiet()
+    conn = connect or connector(workdir, known_hosts, connect_budget=connect_budget)
+    paths = Paths(plan.interface)
+    started = time.monotonic()
+    sessions, results = _sessions(plan, inventory, only)
+
+    def clean(s: _Session) -> _Session:
+        def body() -> None:
+            s.transport = conn(s.host)
+            s.facts = gather(s.transport, paths)
+            desired = desired_state(plan, s.node, inventory, {}, {})
+            actions = teardown_actions(desired, s.facts)
+            if actions:
+                _run_step(s, actions, rep)
+            rep.event(s.node.name, STAGE, "removed" if actions else "nothing to remove")
+            s.transport.close()
+            s.transport = None
+
+        return _timed(s, body, rep)
+
+    fan_out(sessions, clean, key=lambda s: s.node.name, parallel=parallel)
+    results += [_result(s, None) for s in sessions]
+    return BootstrapResult(results, {}, [], time.monotonic() - started)

@@ -1,0 +1,199 @@
+"""Prove the overlay: from every VPN node, ping every other node's overlay address.
+
+Each node runs all of its probes in one SSH command (in parallel on the host), and nodes are
+probed in parallel. A pair is retried for a few seconds before it counts as down: a fresh
+mesh can lose the first packets of a pair while both ends race to handshake.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cloudcast.bootstrap.fanout import fan_out
+from cloudcast.bootstrap.run import Connector, Reporter, connector
+from cloudcast.errors import CloudcastError
+from cloudcast.inventory.hosts import Inventory
+from cloudcast.plan.model import NetworkPlan
+from cloudcast.state.store import WorkDir
+
+STAGE = "verify"
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    ok: bool
+    latency_ms: float | None = None
+    mtu_ok: bool | None = None  # the don't-fragment probe at the planned MTU (None: not tried)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "latency_ms": self.latency_ms, "mtu_ok": self.mtu_ok, "error": self.error}
+
+
+@dataclass
+class VerifyResult:
+    nodes: list[str]
+    mtu: int
+    matrix: dict[str, dict[str, Probe]] = field(default_factory=dict)  # src -> dst -> probe
+    errors: dict[str, str] = field(default_factory=dict)  # src nodes that could not be probed
+    seconds: float = 0.0
+
+    @property
+    def failed_pairs(self) -> list[tuple[str, str]]:
+        return [(s, d) for s, row in self.matrix.items() for d, p in row.items() if not p.ok]
+
+    @property
+    def mtu_failed_pairs(self) -> list[tuple[str, str]]:
+        return [(s, d) for s, row in self.matrix.items() for d, p in row.items() if p.mtu_ok is False]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed_pairs and not self.mtu_failed_pairs
+
+    def render_matrix(self) -> str:
+        """An N x N grid (rows probe columns): ✓ reached, ✗ not, · itself; then a summary."""
+        width = max([len(n) for n in self.nodes] + [4])
+        lines = [(" " * width + " " + " ".join(f"{n:^{width}}" for n in self.nodes)).rstrip()]
+        for src in self.nodes:
+            cells = []
+            for dst in self.nodes:
+                probe = self.matrix.get(src, {}).get(dst)
+                mark = "·" if src == dst else "✓" if probe and probe.ok else "✗"
+                cells.append(f"{mark:^{width}}")
+            lines.append((f"{src:<{width}} " + " ".join(cells)).rstrip())
+        total = sum(len(row) for row in self.matrix.values())
+        bad = self.failed_pairs
+        lines.append(f"{total - len(bad)}/{total} pairs reachable over the overlay")
+        if bad:
+            lines.append("unreachable: " + ", ".join(f"{a}->{b}" for a, b in bad))
+        mtu_bad = self.mtu_failed_pairs
+        if mtu_bad:
+            lines.append(
+                f"MTU {self.mtu} does not fit (don't-fragment probe lost): "
+                + ", ".join(f"{a}->{b}" for a, b in mtu_bad)
+            )
+        elif total - len(bad):
+            lines.append(f"don't-fragment probes at MTU {self.mtu} passed")
+        for src, err in sorted(self.errors.items()):
+            lines.append(f"{src}: {err}")
+        return "\n".join(lines) + "\n"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "mtu": self.mtu,
+            "nodes": list(self.nodes),
+            "matrix": {s: {d: p.to_dict() for d, p in row.items()} for s, row in self.matrix.items()},
+            "failed_pairs": [list(p) for p in self.failed_pairs],
+            "mtu_failed_pairs": [list(p) for p in self.mtu_failed_pairs],
+            "errors": dict(self.errors),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def probe_script(targets: list[str], *, mtu: int, retry_seconds: float) -> str:
+    """Shell that pings every target in parallel, retrying each until `retry_seconds` pass.
+
+    Prints `ok ADDR MS MTU_OK` or `fail ADDR` per target.
+    """
+    size = mtu - 28  # IPv4 + ICMP headers
+    retry = max(1, round(retry_seconds))
+    return f"""
+probe() {{
+  end=$(( $(date +%s) + {retry} ))
+  while :; do
+    if out=$(ping -n -c 1 -W 1 "$1" 2>&1); then
+      ms=$(printf '%s\\n' "$out" | sed -n 's/.*time=\\([0-9.]*\\).*/\\1/p' | head -n 1)
+      m=0
+      for _ in 1 2 3; do
+        if ping -n -c 1 -W 2 -M do -s {size} "$1" >/dev/null 2>&1; then m=1; break; fi
+      done
+      echo "ok $1 ${{ms:-0}} $m"
+      return
+    fi
+    if [ "$(date +%s)" -ge "$end" ]; then echo "fail $1"; return; fi
+    sleep 0.2
+  done
+}}
+for t in {" ".join(targets)}; do probe "$t" & done
+wait
+"""
+
+
+def parse_probes(text: str) -> dict[str, Probe]:
+    """Address -> probe from what `probe_script` printed."""
+    found: dict[str, Probe] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[0] == "ok":
+            try:
+                ms = float(parts[2])
+            except ValueError:
+                ms = None
+            found[parts[1]] = Probe(True, ms, parts[3] == "1")
+        elif len(parts) == 2 and parts[0] == "fail":
+            found[parts[1]] = Probe(False, error="no reply")
+    return found
+
+
+def verify(
+    plan: NetworkPlan,
+    inventory: Inventory,
+    workdir: WorkDir,
+    *,
+    retry_seconds: float = 8.0,
+    parallel: int = 16,
+    known_hosts: Path | None = None,
+    connect_budget: float = 10.0,
+    reporter: Reporter | None = None,
+    connect: Connector | None = None,
+) -> VerifyResult:
+    """Probe every ordered pair of VPN nodes over the overlay; never raises for one node."""
+    started = time.monotonic()
+    conn = connect or connector(workdir, known_hosts, connect_budget=connect_budget)
+    vpn = [n for n in plan.nodes if n.vpn]
+    addr = {n.name: n.overlay_ip for n in vpn}
+    result = VerifyResult(nodes=[n.name for n in vpn], mtu=plan.mtu)
+    known = {h.name for h in inventory.hosts}
+
+    def run(name: str) -> dict[str, Probe]:
+        others = [n for n in result.nodes if n != name]
+        if not others:
+            return {}
+        script = probe_script([addr[o] for o in others], mtu=plan.mtu, retry_seconds=retry_seconds)
+        transport = conn(inventory.host(name))
+        try:
+            out = transport.run("sh -s", stdin=script.encode(), timeout=retry_seconds + 30)
+        finally:
+            transport.close()
+        by_addr = parse_probes(out.stdout)
+        row = {o: by_addr.get(addr[o], Probe(False, error="no result")) for o in others}
+        good = sum(p.ok for p in row.values())
+        if reporter is not None:
+            reporter.event(name, STAGE, f"{good}/{len(row)} peers reachable")
+        return row
+
+    outcomes = fan_out([n for n in result.nodes if n in known], run, key=lambda n: n, parallel=parallel)
+    for src in result.nodes:
+        others = [n for n in result.nodes if n != src]
+        outcome = outcomes.get(src)
+        if outcome is not None and outcome.ok and outcome.value is not None:
+            result.matrix[src] = outcome.value
+            continue
+        err = outcome.error if outcome is not None else None
+        message = (
+            "not in the inventory"
+            if err is None
+            else err.message
+            if isinstance(err, CloudcastError)
+            else f"{type(err).__name__}: {err}"
+        )
+        result.errors[src] = message
+        result.matrix[src] = {o: Probe(False, error=message) for o in others}
+        if reporter is not None:
+            reporter.event(src, STAGE, f"cannot probe from here: {message}")
+    result.seconds = time.monotonic() - started
+    return result

@@ -1,0 +1,171 @@
+"""Live tunnel state per node from `wg show IF dump`, like `weave status peers`."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cloudcast.bootstrap.facts import PeerFact, parse_facts
+from cloudcast.bootstrap.fanout import fan_out
+from cloudcast.bootstrap.run import Connector, connector
+from cloudcast.errors import CloudcastError
+from cloudcast.inventory.hosts import Inventory
+from cloudcast.plan.model import NetworkPlan
+from cloudcast.state.store import WorkDir, load_state
+
+STALE_AFTER = 180  # seconds: WireGuard re-handshakes every 2 minutes on a live tunnel
+
+
+@dataclass(frozen=True, slots=True)
+class PeerStatus:
+    name: str  # the node this key belongs to, or the key itself when unknown
+    public_key: str
+    endpoint: str | None
+    handshake_age: int | None  # seconds since the latest handshake; None: never
+    rx: int
+    tx: int
+
+    @property
+    def stale(self) -> bool:
+        return self.handshake_age is None or self.handshake_age > STALE_AFTER
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "public_key": self.public_key,
+            "endpoint": self.endpoint,
+            "handshake_age": self.handshake_age,
+            "rx": self.rx,
+            "tx": self.tx,
+            "stale": self.stale,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    name: str
+    up: bool
+    peers: tuple[PeerStatus, ...] = ()
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "up": self.up,
+            "error": self.error,
+            "peers": [p.to_dict() for p in self.peers],
+        }
+
+
+@dataclass
+class StatusResult:
+    nodes: list[NodeStatus] = field(default_factory=list)
+
+    @property
+    def stale(self) -> list[tuple[str, str]]:
+        return [(n.name, p.name) for n in self.nodes for p in n.peers if p.stale]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "status", "nodes": [n.to_dict() for n in self.nodes]}
+
+    def render(self) -> str:
+        lines = []
+        for node in self.nodes:
+            if node.error:
+                lines.append(f"{node.name}: {node.error}")
+                continue
+            if not node.up:
+                lines.append(f"{node.name}: interface down")
+                continue
+            lines.append(f"{node.name}:")
+            for p in node.peers:
+                age = "never" if p.handshake_age is None else f"{p.handshake_age}s ago"
+                flag = "  STALE" if p.stale else ""
+                lines.append(
+                    f"  {p.name:<16} {p.endpoint or '(no endpoint)':<24} handshake {age:<10} "
+                    f"rx {_size(p.rx):>9} tx {_size(p.tx):>9}{flag}"
+                )
+        return "\n".join(lines) + "\n"
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def status_script(interface: str) -> str:
+    i = shlex.quote(interface)
+    # the first dump line is the interface's own, with its PRIVATE key: never sent back
+    return f"""
+if ip link show dev {i} >/dev/null 2>&1; then
+  echo iface=1
+  wg show {i} dump 2>/dev/null | tail -n +2 | cut -f1,3- | sed 's/^/peer\t/'
+fi
+echo "now=$(date +%s)"
+"""
+
+
+def peer_status(peer: PeerFact, now: int, names: Mapping[str, str]) -> PeerStatus:
+    age = max(0, now - peer.latest_handshake) if peer.latest_handshake else None
+    return PeerStatus(
+        name=names.get(peer.public_key, peer.public_key[:10] + "…"),
+        public_key=peer.public_key,
+        endpoint=peer.endpoint,
+        handshake_age=age,
+        rx=peer.rx,
+        tx=peer.tx,
+    )
+
+
+def status(
+    plan: NetworkPlan,
+    inventory: Inventory,
+    workdir: WorkDir,
+    *,
+    public_keys: Mapping[str, str] | None = None,
+    parallel: int = 16,
+    known_hosts: Path | None = None,
+    connect_budget: float = 10.0,
+    connect: Connector | None = None,
+) -> StatusResult:
+    """Per VPN node: each peer's endpoint, latest handshake age, transfer, stale flag."""
+    keys = public_keys if public_keys is not None else load_state(workdir).public_keys
+    names = {key: name for name, key in keys.items()}
+    conn = connect or connector(workdir, known_hosts, connect_budget=connect_budget)
+    known = {h.name for h in inventory.hosts}
+
+    def one(name: str) -> NodeStatus:
+        transport = conn(inventory.host(name))
+        try:
+            out = transport.run("sh -s", stdin=status_script(plan.interface).encode(), timeout=30)
+        finally:
+            transport.close()
+        facts = parse_facts(out.stdout)
+        peers = tuple(peer_status(p, facts.now, names) for p in facts.peers)
+        return NodeStatus(name, facts.iface, tuple(sorted(peers, key=lambda p: p.name)))
+
+    vpn = [n.name for n in plan.nodes if n.vpn]
+    outcomes = fan_out([n for n in vpn if n in known], one, key=lambda n: n, parallel=parallel)
+    result = StatusResult()
+    for name in vpn:
+        outcome = outcomes.get(name)
+        if outcome is not None and outcome.value is not None:
+            result.nodes.append(outcome.value)
+            continue
+        err = outcome.error if outcome is not None else None
+        message = (
+            "not in the inventory"
+            if err is None
+            else err.message
+            if isinstance(err, CloudcastError)
+            else f"{type(err).__name__}: {err}"
+        )
+        result.nodes.append(NodeStatus(name, False, error=message))
+    return result
