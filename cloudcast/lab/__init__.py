@@ -1,0 +1,40 @@
+"""The local lab: simulated hosts on this machine, each in its own namespaces.
+
+Hosts (own sshd, /etc, /var, /root, /run, /tmp), a routed simulated internet in 198.18.0.0/15
+with no uplink, and NAT / double-NAT routers. Needs root. See `cloudcast lab --help`.
+"""
+
+from __future__ import annotations
+
+from cloudcast.lab.api import (
+    controller_key,
+    cut,
+    down,
+    exec_in,
+    host_down,
+    host_up,
+    kill_host,
+    status,
+    uncut,
+    up,
+)
+from cloudcast.lab.models import LabHost, LabStatus, LabTeardown
+from cloudcast.lab.registry import DEFAULT_PREFIX, PREFIX_ENV
+
+__all__ = [
+    "DEFAULT_PREFIX",
+    "PREFIX_ENV",
+    "LabHost",
+    "LabStatus",
+    "LabTeardown",
+    "controller_key",
+    "cut",
+    "down",
+    "exec_in",
+    "host_down",
+    "host_up",
+    "kill_host",
+    "status",
+    "uncut",
+    "up",
+]

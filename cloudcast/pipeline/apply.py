@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cloudcast.bootstrap import BootstrapResult, bootstrap, teardown
+from cloudcast.bootstrap.run import connector
+from cloudcast.bootstrap.transport import Transport
 from cloudcast.bootstrap.hostkeys import KnownHosts, known_hosts_name
 from cloudcast.errors import BootstrapError, CloudcastError, RoutesError, VerifyError
-from cloudcast.inventory import Inventory
-from cloudcast.pipeline.context import Context
+from cloudcast.inventory import Host, Inventory
+from cloudcast.pipeline.context import Context, aws_sites
 from cloudcast.pipeline.hosts import inventory
 from cloudcast.pipeline.plan import PlanResult, run_plan
 from cloudcast.pipeline.tfevents import terraform_sink
@@ -70,13 +72,20 @@ def apply(
             raise Declined("apply cancelled; nothing was changed")
         tf = ctx.terraform(terraform_sink(rep))
         add, change, destroy = planned.summary.counts()
+        current = aws_sites(plan)
         if add or change or destroy:
             rep.event("", "terraform", f"apply: {add} to add, {change} to change, {destroy} to destroy")
+            # every AWS site that may own resources is remembered before Terraform makes them
+            state.aws_sites = {**state.aws_sites, **current}
+            save_state(ctx.workdir, state)
             tf.apply(planned.tfplan)
+        # Terraform has destroyed what removed sites had: their provider blocks can go
+        state.aws_sites = current
         # allocations are recorded as soon as Terraform used them, whatever happens next
         save_state(ctx.workdir, state)
         inv = inventory(ctx, plan, tf)
-        _forget_rebuilt_host_keys(ctx, planned, inv)
+        rebuilt = PlanView(planned.tfplan_doc).created_instances(INSTANCE_TYPES)
+        _forget_host_keys(ctx, rebuilt, inv)
         result = ApplyResult(plan=planned)
         result.routes = _program_routes(ctx, plan, inv, state, replace_routes)
         save_state(ctx.workdir, state)
@@ -88,7 +97,15 @@ def apply(
         save_secrets(ctx.workdir, secrets)
         if created:
             rep.event("", "bootstrap", f"{created} new preshared keys")
-        boot = bootstrap(plan, inv, secrets, state, ctx.workdir, reporter=rep, known_hosts=_known_hosts(ctx))
+        # new machines may take a minute to start sshd; known ones that do not answer soon
+        # are down, and waiting longer for them only delays everyone's result
+        new = connector(ctx.workdir, _known_hosts(ctx), connect_budget=NEW_HOST_WAIT)
+        known = connector(ctx.workdir, _known_hosts(ctx), connect_budget=KNOWN_HOST_WAIT)
+
+        def connect(host: Host) -> Transport:
+            return (new if host.name in rebuilt else known)(host)
+
+        boot = bootstrap(plan, inv, secrets, state, ctx.workdir, reporter=rep, connect=connect)
         result.bootstrap = boot
         state.public_keys.update(boot.public_keys)
         if not boot.failed:
@@ -123,8 +140,8 @@ def destroy(ctx: Context, *, confirm: Callable[[], bool]) -> list[str]:
     with locked(ctx.workdir):
         if not confirm():
             raise Declined("destroy cancelled; nothing was changed")
-        plan, _ = ctx.plan()
-        ctx.compile(plan)
+        plan, state = ctx.plan()
+        ctx.compile(plan, state=state)
         tf = ctx.terraform(terraform_sink(rep))
         tf.init()
         static = [s for s in ctx.spec.sites if s.provider is Provider.STATIC]
@@ -174,12 +191,13 @@ def _raise_route_conflicts(routes: RoutesResult | None) -> None:
         )
 
 
+NEW_HOST_WAIT = 90.0
+KNOWN_HOST_WAIT = 15.0
 INSTANCE_TYPES = frozenset({"terraform_data", "aws_instance", "linode_instance", "vultr_instance"})
 
 
-def _forget_rebuilt_host_keys(ctx: Context, planned: PlanResult, inv: Inventory) -> None:
+def _forget_host_keys(ctx: Context, rebuilt: set[str], inv: Inventory) -> None:
     """A machine Terraform just created has a new host key, maybe at a reused address."""
-    rebuilt = PlanView(planned.tfplan_doc).created_instances(INSTANCE_TYPES)
     names = {
         known_hosts_name(h.ssh_host, h.ssh_port) for h in inv.hosts if h.name in rebuilt and h.ssh_host
     }

@@ -65,7 +65,8 @@ class Context:
         state.allocations = alloc
         return plan, state
 
-    def compile(self, plan: NetworkPlan, out_dir: Path | None = None) -> Path:
+    def compile(self, plan: NetworkPlan, out_dir: Path | None = None, state: State | None = None) -> Path:
+        """Write the root module; with `state`, AWS sites removed from the spec keep their provider."""
         key = read_public_key(self.spec, self.spec_path.parent, dict(self.environ))
         return compile_root(
             self.spec,
@@ -74,6 +75,7 @@ class Context:
             ssh_public_key=key,
             lab_prefix=self.lab_prefix,
             environ=dict(self.environ),
+            retired_aws=state.aws_sites if state is not None else None,
         )
 
     def terraform(self, sink: EventSink | None = None) -> Terraform:
@@ -86,6 +88,11 @@ class Context:
 
     def has_lab_sites(self) -> bool:
         return any(site.provider is Provider.LAB for site in self.spec.sites)
+
+
+def aws_sites(plan: NetworkPlan) -> dict[str, str]:
+    """The plan's AWS sites, name -> region."""
+    return {s.name: s.region or "" for s in plan.sites if s.provider == Provider.AWS.value}
 
 
 def remote_state(spec: Spec, environ: Mapping[str, str]) -> RemoteState | None:
@@ -118,7 +125,8 @@ def as_lab(spec: Spec) -> Spec:
         nodes = [node.model_copy(update={"ssh": None, "size": None, "image": None}) for node in site.nodes]
         data: dict[str, Any] = {"provider": Provider.LAB, "region": None, "nodes": nodes}
         sites.append(site.model_copy(update=data))
-    ssh = spec.ssh.model_copy(update={"private_key": None, "public_key": None, "known_hosts": None})
+    # lab hosts take root logins on port 22 with the lab's own controller key
+    ssh = type(spec.ssh)(sources=spec.ssh.sources)
     try:
         return spec.model_copy(
             update={

@@ -40,7 +40,7 @@ def run_plan(ctx: Context, *, destroy: bool = False, preflight_checks: bool = Tr
             ctx.reporter.event("", "preflight", f"warning: {warning}")
     plan, state = ctx.plan()
     ctx.reporter.event("", "plan", f"{len(plan.nodes)} nodes, {len(plan.pairs())} peered pairs")
-    ctx.compile(plan)
+    ctx.compile(plan, state=state)
     tf = ctx.terraform(terraform_sink(ctx.reporter))
     ctx.reporter.event("", "terraform", "init")
     tf.init()

@@ -38,7 +38,9 @@ def _overlay(spec: Spec, previous: Allocations) -> dict[str, str]:
         for k, v in _keep(previous.overlay, names).items()
         if IPv4Address(v) in net and IPv4Address(v) not in (net.network_address, net.broadcast_address)
     }
-    used = {IPv4Address(v) for v in kept.values()}
+    # addresses of nodes removed in this same change stay out of reach until the next one,
+    # so a new node never takes an address its predecessor still holds while both are live
+    used = {IPv4Address(v) for v in (*kept.values(), *previous.overlay.values())}
     free = (ip for ip in net.hosts() if ip not in used)
     out = dict(kept)
     for name in names:
@@ -86,7 +88,7 @@ def _private(spec: Spec, previous: Allocations, allocated: dict[str, str]) -> di
         cidr = site.cidr or IPv4Network(allocated[site.name])
         names = [n.name for n in site.nodes]
         kept = {k: v for k, v in _keep(previous.private, names).items() if IPv4Address(v) in cidr}
-        used = {IPv4Address(v) for v in kept.values()}
+        used = {IPv4Address(v) for v in (*kept.values(), *previous.private.values())}
         hosts = list(cidr.hosts())[PRIVATE_FIRST_HOST - 1 : -1] or list(cidr.hosts())[3:-1]
         free = (ip for ip in hosts if ip not in used)
         out.update(kept)
@@ -103,7 +105,7 @@ def _lab(spec: Spec, previous: Allocations) -> dict[str, int]:
     names = [n.name for s in spec.sites if s.provider is Provider.LAB for n in s.nodes]
     wanted = set(names)
     kept = {k: v for k, v in previous.lab.items() if k in wanted}
-    used = set(kept.values())
+    used = set(previous.lab.values())
     out = dict(kept)
     nxt = 0
     for name in names:

@@ -156,7 +156,7 @@ def test_c_add_and_remove_under_load_loses_no_packet(net: Net) -> None:
     result: dict[str, str] = {}
 
     def pinger() -> None:
-        out = net.sh("n1", f"ping -n -i 0.05 -c 700 -W 1 {target}", timeout=120)
+        out = net.sh("n1", f"ping -n -i 0.05 -c 300 -W 1 {target}", timeout=120)
         result["out"] = out.stdout
         result["end"] = str(time.monotonic())
 
