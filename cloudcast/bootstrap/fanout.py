@@ -28,7 +28,7 @@ def fan_out(
     fn: Callable[[T], R],
     *,
     key: Callable[[T], str],
-    parallel: int = 16,
+    parallel: int = 32,
 ) -> dict[str, Outcome[R]]:
     """Call `fn` on every item, at most `parallel` at once; one failure never hides the others.
 

@@ -5,18 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cloudcast.cli import lifecycle
 from cloudcast.cli.env import Environment
-from cloudcast.cli.progress import ConsoleReporter, JsonReporter
-from cloudcast.cli.render import print_plan
 from cloudcast.errors import ExitStatus
-from cloudcast.pipeline.context import Context
-from cloudcast.pipeline.events import Reporter
-from cloudcast.pipeline.plan import run_plan, write_planfile
-from cloudcast.spec import load_spec
-from cloudcast.spec.schema import json_schema_text
+
+if TYPE_CHECKING:  # the pipeline is imported by the commands that run it, keeping `lab` fast
+    from cloudcast.pipeline.context import Context
+    from cloudcast.pipeline.events import Reporter
 
 Sub = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -41,10 +38,14 @@ def add_preflight(p: argparse.ArgumentParser) -> None:
 
 
 def reporter_for(args: argparse.Namespace, env: Environment) -> Reporter:
+    from cloudcast.cli.progress import ConsoleReporter, JsonReporter
+
     return JsonReporter(env.out) if getattr(args, "json", False) else ConsoleReporter(env.err)
 
 
 def context(args: argparse.Namespace, env: Environment, *, rehearsal: bool = False) -> Context:
+    from cloudcast.pipeline.context import Context
+
     return Context.load(
         Path(args.spec),
         rehearsal=rehearsal or bool(getattr(args, "lab", False)),
@@ -107,6 +108,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--json", action="store_true", help="machine-readable summary on stdout")
     p.add_argument("--detailed-exitcode", action="store_true", help="accepted for Terraform habit; always on")
+    p.add_argument(
+        "--skip-bootstrap",
+        action="store_true",
+        help="plan what `apply --skip-bootstrap` would do: host changes are listed but do not count",
+    )
     add_preflight(p)
     add_common(p)
     p.set_defaults(func=cmd_plan)
@@ -115,6 +121,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_validate(args: argparse.Namespace, env: Environment) -> ExitStatus:
+    from cloudcast.spec import load_spec
+
     spec = load_spec(Path(args.spec))
     if args.online:
         from cloudcast.preflight import preflight
@@ -127,15 +135,17 @@ def cmd_validate(args: argparse.Namespace, env: Environment) -> ExitStatus:
 
 
 def cmd_schema(args: argparse.Namespace, env: Environment) -> ExitStatus:
+    from cloudcast.spec.schema import json_schema_text
+
     env.out.file.write(json_schema_text())
     return ExitStatus.OK
 
 
 def cmd_compile(args: argparse.Namespace, env: Environment) -> ExitStatus:
     ctx = context(args, env)
-    plan, _ = ctx.plan()
+    plan, state = ctx.plan()
     out: Path = args.output
-    path = ctx.compile(plan, out)
+    path = ctx.compile(plan, out, state=state)
     (out / "cloudcast.plan.json").write_text(plan.to_json())
     env.out.print(
         f"wrote {path} and {len(plan.sites)} site modules; plan in {out / 'cloudcast.plan.json'}",
@@ -145,8 +155,12 @@ def cmd_compile(args: argparse.Namespace, env: Environment) -> ExitStatus:
 
 
 def cmd_plan(args: argparse.Namespace, env: Environment) -> ExitStatus:
+    from cloudcast.cli.render import print_plan
+    from cloudcast.pipeline.plan import run_plan, write_planfile
+
     ctx = context(args, env)
     result = run_plan(ctx, preflight_checks=not args.skip_preflight)
+    result.summary.include_hosts = not args.skip_bootstrap
     if args.out:
         write_planfile(args.out, ctx, result)
     if args.json:

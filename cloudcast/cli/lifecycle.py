@@ -7,10 +7,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from rich.prompt import Confirm
-
 from cloudcast.cli.env import Environment
-from cloudcast.cli.render import print_plan
 from cloudcast.errors import CloudcastError, ExitStatus
 
 AddCommon = Callable[[argparse.ArgumentParser], None]
@@ -107,11 +104,14 @@ def _confirm(env: Environment, auto: bool, question: str) -> bool:
             "confirmation needed, and there is no terminal to ask (or CI is set)",
             hint="review with `cloudcast plan`, then pass --auto-approve",
         )
+    from rich.prompt import Confirm
+
     return Confirm.ask(question, console=env.err, default=False)
 
 
 def cmd_apply(args: argparse.Namespace, env: Environment) -> ExitStatus:
     from cloudcast.cli.commands import context
+    from cloudcast.cli.render import print_plan
     from cloudcast.pipeline.apply import apply
     from cloudcast.pipeline.plan import read_planfile
 

@@ -43,7 +43,8 @@ def print_plan(console: Console, summary: PlanSummary, *, max_resources: int = 1
                 f"service {svc.name}: {svc.node} {svc.protocol}/{svc.port} at {svc.overlay_ip} (overlay only)"
             )
     if summary.hosts:
-        console.print("[bold]Hosts:[/]")
+        counted = "" if summary.include_hosts else " (not counted: --skip-bootstrap)"
+        console.print(f"[bold]Hosts{counted}:[/]")
         for h in summary.hosts:
             sign = {"add": "[green]+[/]", "remove": "[red]-[/]", "update": "[yellow]~[/]"}[h.kind]
             console.print(f"  {sign} {h.node}: {'; '.join(h.details)}", highlight=False)
@@ -54,9 +55,10 @@ def print_plan(console: Console, summary: PlanSummary, *, max_resources: int = 1
     for warning in plan.warnings:
         console.print(f"[yellow]note:[/] {warning}", highlight=False)
     if summary.has_changes:
+        hosts = len(summary.hosts) if summary.include_hosts else 0
         console.print(
             f"[bold]Plan:[/] {add} to add, {change} to change, {destroy} to destroy; "
-            f"{len(summary.hosts)} hosts to configure."
+            f"{hosts} hosts to configure."
         )
     else:
         console.print("[bold]No changes.[/] The network matches the spec.")

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cloudcast.bootstrap import BootstrapResult, bootstrap, teardown
-from cloudcast.bootstrap.run import connector
-from cloudcast.bootstrap.transport import Transport
 from cloudcast.bootstrap.hostkeys import KnownHosts, known_hosts_name
+from cloudcast.bootstrap.run import connector
+from cloudcast.bootstrap.pool import Pool
 from cloudcast.errors import BootstrapError, CloudcastError, RoutesError, VerifyError
-from cloudcast.inventory import Host, Inventory
+from cloudcast.inventory import Inventory
 from cloudcast.pipeline.context import Context, aws_sites
 from cloudcast.pipeline.hosts import inventory
 from cloudcast.pipeline.plan import PlanResult, run_plan
@@ -102,20 +102,21 @@ def apply(
         new = connector(ctx.workdir, _known_hosts(ctx), connect_budget=NEW_HOST_WAIT)
         known = connector(ctx.workdir, _known_hosts(ctx), connect_budget=KNOWN_HOST_WAIT)
 
-        def connect(host: Host) -> Transport:
-            return (new if host.name in rebuilt else known)(host)
-
-        boot = bootstrap(plan, inv, secrets, state, ctx.workdir, reporter=rep, connect=connect)
-        result.bootstrap = boot
-        state.public_keys.update(boot.public_keys)
-        if not boot.failed:
-            state.applied = {"plan": plan.to_dict(), "digest": plan.digest()}
-        save_state(ctx.workdir, state)
-        changed = [h for h in boot.hosts if h.actions]
-        if not changed and not boot.failed:
-            rep.event("", "bootstrap", "every host already up to date; nothing changed")
-        if not skip_verify:
-            result.verify = verify(plan, inv, ctx.workdir, reporter=rep)
+        pool = Pool(lambda host: (new if host.name in rebuilt else known)(host))
+        try:
+            result.bootstrap = boot = bootstrap(
+                plan, inv, secrets, state, ctx.workdir, reporter=rep, connect=pool.connect
+            )
+            state.public_keys.update(boot.public_keys)
+            if not boot.failed:
+                state.applied = {"plan": plan.to_dict(), "digest": plan.digest()}
+            save_state(ctx.workdir, state)
+            if not boot.changed and not boot.failed:
+                rep.event("", "bootstrap", "every host already up to date; nothing changed")
+            if not skip_verify:
+                result.verify = verify(plan, inv, ctx.workdir, reporter=rep, connect=pool.connect)
+        finally:
+            pool.close_all()
         if boot.failed:
             names = ", ".join(f"{h.name} ({h.error})" for h in boot.failed)
             fixes = [f"{h.name}: {h.hint}" for h in boot.failed if h.hint]
@@ -198,9 +199,7 @@ INSTANCE_TYPES = frozenset({"terraform_data", "aws_instance", "linode_instance",
 
 def _forget_host_keys(ctx: Context, rebuilt: set[str], inv: Inventory) -> None:
     """A machine Terraform just created has a new host key, maybe at a reused address."""
-    names = {
-        known_hosts_name(h.ssh_host, h.ssh_port) for h in inv.hosts if h.name in rebuilt and h.ssh_host
-    }
+    names = {known_hosts_name(h.ssh_host, h.ssh_port) for h in inv.hosts if h.name in rebuilt and h.ssh_host}
     if names and KnownHosts(ctx.workdir.known_hosts).forget(names):
         ctx.reporter.event("", "bootstrap", f"forgot old host keys of new hosts: {', '.join(sorted(names))}")
 

@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cloudcast.errors import RoutesError
@@ -99,6 +98,8 @@ def program(
     want, enis = desired_routes(plan, inv)
     owned = {Route(**r).key(): Route(**r) for r in recorded}
     result = RoutesResult()
+    import boto3  # imported here: a second of start-up saved for every run without AWS routes
+
     clients: dict[str, Any] = {}
     env = environ or {}
     session = boto3.session.Session(
@@ -117,9 +118,13 @@ def program(
     try:
         for site, eni in zip(routed_sites(plan), enis, strict=True):
             client = ec2(site)
-            attr = client.describe_network_interface_attribute(NetworkInterfaceId=eni, Attribute="sourceDestCheck")
+            attr = client.describe_network_interface_attribute(
+                NetworkInterfaceId=eni, Attribute="sourceDestCheck"
+            )
             if attr.get("SourceDestCheck", {}).get("Value", True):
-                client.modify_network_interface_attribute(NetworkInterfaceId=eni, SourceDestCheck={"Value": False})
+                client.modify_network_interface_attribute(
+                    NetworkInterfaceId=eni, SourceDestCheck={"Value": False}
+                )
                 result.source_dest_disabled.append(eni)
                 rep.event(site, "routes", f"source/dest check disabled on {eni}")
         tables = _current(want, owned, ec2)
@@ -143,9 +148,9 @@ def program(
                 result.replaced.append(route)
                 rep.event(route.site, "routes", f"{route.table}: ~ {route.cidr} -> {route.eni}")
             else:
-                result.conflicts.append(
-                    f"{route.table}: {route.cidr} already routes to {current} (not made by cloudcast)"
-                )
+                conflict = f"{route.table}: {route.cidr} already routes to {current} (not made by cloudcast)"
+                result.conflicts.append(conflict)
+                rep.event(route.site, "routes", f"conflict: {conflict}")
                 continue
             keep.append(route)
         wanted = {r.key() for r in want}

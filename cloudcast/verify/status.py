@@ -130,7 +130,7 @@ def status(
     workdir: WorkDir,
     *,
     public_keys: Mapping[str, str] | None = None,
-    parallel: int = 16,
+    parallel: int = 32,
     known_hosts: Path | None = None,
     connect_budget: float = 10.0,
     connect: Connector | None = None,
