@@ -8,8 +8,8 @@ from typing import Any
 
 from cloudcast.bootstrap import BootstrapResult, bootstrap, teardown
 from cloudcast.bootstrap.hostkeys import KnownHosts, known_hosts_name
-from cloudcast.bootstrap.run import connector
 from cloudcast.bootstrap.pool import Pool
+from cloudcast.bootstrap.run import connector
 from cloudcast.errors import BootstrapError, CloudcastError, RoutesError, VerifyError
 from cloudcast.inventory import Inventory
 from cloudcast.pipeline.context import Context, aws_sites
