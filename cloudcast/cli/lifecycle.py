@@ -113,11 +113,11 @@ def cmd_apply(args: argparse.Namespace, env: Environment) -> ExitStatus:
     from cloudcast.cli.commands import context
     from cloudcast.cli.render import print_plan
     from cloudcast.pipeline.apply import apply
-    from cloudcast.pipeline.plan import read_planfile
+    from cloudcast.pipeline.plan import is_planfile, read_planfile
 
     digest = None
     spec_arg = Path(args.spec)
-    if spec_arg.suffix not in (".json", ".yaml", ".yml") or spec_arg.name.endswith(".plan"):
+    if is_planfile(spec_arg):
         saved = read_planfile(spec_arg)
         args.spec, digest = saved["spec_path"], saved["plan_digest"]
         args.workdir = Path(saved["workdir"])

@@ -82,6 +82,15 @@ def write_planfile(path: Path, ctx: Context, result: PlanResult) -> None:
     path.write_text(json.dumps(data, indent=1) + "\n")
 
 
+def is_planfile(path: Path) -> bool:
+    """True for a file written by `plan -out` (whatever its name), False for a spec."""
+    try:
+        head = path.read_text(encoding="utf-8", errors="replace")[:4096]
+    except OSError:
+        return False
+    return '"plan_digest"' in head and '"tfplan"' in head
+
+
 def read_planfile(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
