@@ -9,6 +9,7 @@ from typing import Any
 from cloudcast.errors import InventoryError
 from cloudcast.plan.model import NetworkPlan
 from cloudcast.spec.models import Provider, Spec
+from cloudcast.terraform.compile import module_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +61,13 @@ def build_inventory(
 ) -> Inventory:
     """Join Terraform's `output -json` values (already unwrapped) with static nodes.
 
-    `outputs` maps `site_<site>` to that module's outputs (`nodes`, `route_table_ids`).
+    `outputs` maps `module_name(site)` (`site_<site>` with '-' as '_') to that module's outputs
+    (`nodes`, `route_table_ids`).
     """
     hosts: list[Host] = []
     tables: dict[str, tuple[str, ...]] = {}
     for site in spec.sites:
-        site_out = outputs.get(f"site_{site.name}") if site.provider is not Provider.STATIC else None
+        site_out = outputs.get(module_name(site.name)) if site.provider is not Provider.STATIC else None
         if site.provider is not Provider.STATIC and not isinstance(site_out, dict):
             raise InventoryError(
                 f"Terraform has no outputs for site {site.name!r}; run `cloudcast apply` first"

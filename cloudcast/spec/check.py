@@ -13,6 +13,8 @@ CLOUD = {Provider.AWS, Provider.LINODE, Provider.VULTR}
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", re.IGNORECASE)
 # Ranges meant for private use: RFC 1918 and the carrier-grade NAT block.
 _PRIVATE = [IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")]
+# Linode's own private addresses (linode_instance.private_ip); Linode VPC subnets may not use it.
+LINODE_PRIVATE = IPv4Network("192.168.128.0/17")
 
 Rule = Callable[[Spec], Iterator[str]]
 
@@ -107,6 +109,11 @@ def _addresses(spec: Spec) -> Iterator[str]:
             yield (f"{path}: {site.cidr} has room for {max(usable, 0)} nodes, the site has {len(site.nodes)}")
         if site.provider is Provider.AWS and not 16 <= site.cidr.prefixlen <= 28:
             yield f"{path}: AWS VPCs take /16 to /28 ({site.cidr})"
+        if site.provider is Provider.LINODE and site.cidr.overlaps(LINODE_PRIVATE):
+            yield (
+                f"{path}: {site.cidr} overlaps {LINODE_PRIVATE}, Linode's private network range "
+                "(Linode VPC subnets cannot use it)"
+            )
 
 
 def _providers(spec: Spec) -> Iterator[str]:

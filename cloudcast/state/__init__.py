@@ -1,10 +1,12 @@
 """The work dir: allocations, public keys, secrets and the run lock."""
 
 from cloudcast.state.store import (
+    RemoteState,
     Secrets,
     State,
     WorkDir,
     ensure_psks,
+    forget_state,
     load_secrets,
     load_state,
     locked,
@@ -14,10 +16,12 @@ from cloudcast.state.store import (
 )
 
 __all__ = [
+    "RemoteState",
     "Secrets",
     "State",
     "WorkDir",
     "ensure_psks",
+    "forget_state",
     "load_secrets",
     "load_state",
     "locked",

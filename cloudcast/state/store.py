@@ -9,7 +9,7 @@ import json
 import os
 import secrets as _random
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,10 +21,81 @@ STATE_VERSION = 1
 
 
 @dataclass(frozen=True)
+class RemoteState:
+    """cloudcast's state as one S3 object beside Terraform's (`state.backend: s3`).
+
+    Credentials come from `environ` (the command's environment) and are only held in memory.
+    """
+
+    bucket: str
+    key: str
+    region: str
+    endpoint: str | None = None
+    environ: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    def _client(self) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        env = self.environ
+        key_id = env.get("AWS_ACCESS_KEY_ID") or None
+        session = boto3.session.Session(
+            aws_access_key_id=key_id,
+            aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
+            aws_session_token=env.get("AWS_SESSION_TOKEN") or None,
+            profile_name=None if key_id else (env.get("AWS_PROFILE") or None),
+            region_name=self.region,
+        )
+        config = Config(
+            connect_timeout=5,
+            read_timeout=20,
+            retries={"max_attempts": 3, "mode": "standard"},
+            s3={"addressing_style": "path"} if self.endpoint else None,
+        )
+        return session.client("s3", endpoint_url=self.endpoint, config=config)
+
+    def _call(self, action: str, **kwargs: Any) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return getattr(self._client(), action)(Bucket=self.bucket, Key=self.key, **kwargs)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if action == "get_object" and code in ("NoSuchKey", "404"):
+                return None
+            raise StateError(
+                f"{self.url}: cannot {action.split('_')[0]} cloudcast's state ({code or exc})",
+                hint="check the bucket, region and credentials in the spec's state block",
+            ) from None
+        except BotoCoreError as exc:
+            raise StateError(f"{self.url}: cannot reach S3 ({exc})") from None
+
+    def read(self) -> str | None:
+        """The state document, or None when there is none yet."""
+        resp = self._call("get_object")
+        return None if resp is None else str(resp["Body"].read().decode("utf-8"))
+
+    def write(self, text: str) -> None:
+        self._call("put_object", Body=text.encode("utf-8"), ContentType="application/json")
+
+    def delete(self) -> None:
+        self._call("delete_object")
+
+
+@dataclass(frozen=True)
 class WorkDir:
-    """Where one network's state lives (default `.cloudcast/` beside the spec)."""
+    """Where one network's state lives (default `.cloudcast/` beside the spec).
+
+    With `remote` set (spec `state.backend: s3`) cloudcast's state is read from and written
+    to S3 beside Terraform's; the work dir keeps a local copy, secrets and the run lock.
+    """
 
     root: Path
+    remote: RemoteState | None = field(default=None, compare=False)
 
     @property
     def terraform(self) -> Path:
@@ -59,6 +130,9 @@ class State:
     public_keys: dict[str, str] = field(default_factory=dict)
     applied: dict[str, Any] = field(default_factory=dict)
     routes: list[dict[str, str]] = field(default_factory=list)  # AWS routes cloudcast owns
+    # AWS sites (name -> region) whose resources may be in Terraform's state: a site removed
+    # from the spec keeps its provider configuration until Terraform has destroyed them.
+    aws_sites: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +141,7 @@ class State:
             "public_keys": dict(sorted(self.public_keys.items())),
             "applied": self.applied,
             "routes": self.routes,
+            "aws_sites": dict(sorted(self.aws_sites.items())),
         }
 
 
@@ -97,30 +172,56 @@ def write_private(path: Path, text: str) -> None:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         raise StateError(f"{path}: unreadable state ({exc})", hint="restore it from a backup") from None
+    return _parse_json(text, str(path))
+
+
+def _parse_json(text: str, where: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise StateError(f"{where}: unreadable state ({exc})", hint="restore it from a backup") from None
     if not isinstance(data, dict):
-        raise StateError(f"{path}: unreadable state (not an object)")
+        raise StateError(f"{where}: unreadable state (not an object)")
     return data
 
 
 def load_state(wd: WorkDir) -> State:
-    data = _read_json(wd.state_file)
+    if wd.remote is not None:
+        where = wd.remote.url
+        text = wd.remote.read()
+        data = _parse_json(text, where) if text else {}
+    else:
+        where = str(wd.state_file)
+        data = _read_json(wd.state_file)
     if data and data.get("version") != STATE_VERSION:
-        raise StateError(f"{wd.state_file}: state version {data.get('version')} is not supported")
+        raise StateError(f"{where}: state version {data.get('version')} is not supported")
     return State(
         allocations=Allocations.from_dict(data.get("allocations", {})),
         public_keys=dict(data.get("public_keys", {})),
         applied=dict(data.get("applied", {})),
         routes=list(data.get("routes", [])),
+        aws_sites=dict(data.get("aws_sites", {})),
     )
 
 
 def save_state(wd: WorkDir, state: State) -> None:
-    write_private(wd.ensure().state_file, json.dumps(state.to_dict(), indent=1, sort_keys=True) + "\n")
+    text = json.dumps(state.to_dict(), indent=1, sort_keys=True) + "\n"
+    write_private(wd.ensure().state_file, text)  # with a remote, a local copy for people to read
+    if wd.remote is not None:
+        wd.remote.write(text)
+
+
+def forget_state(wd: WorkDir) -> None:
+    """Remove cloudcast's state, secrets and recorded host keys (after destroy)."""
+    for path in (wd.state_file, wd.secrets_file, wd.known_hosts):
+        path.unlink(missing_ok=True)
+    if wd.remote is not None:
+        wd.remote.delete()
 
 
 def load_secrets(wd: WorkDir) -> Secrets:

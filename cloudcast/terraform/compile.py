@@ -6,11 +6,13 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Mapping
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
 from cloudcast.errors import PlanError
-from cloudcast.plan.model import NetworkPlan, SitePlan
+from cloudcast.plan.model import NetworkPlan, NodePlan, SitePlan
 from cloudcast.resources import tf_dir
 from cloudcast.spec.models import Backend, Provider, Spec, Transport
 
@@ -41,11 +43,20 @@ def compile_root(
     ssh_public_key: str = "",
     lab_prefix: str | None = None,
     environ: dict[str, str] | None = None,
+    retired_aws: Mapping[str, str] | None = None,
 ) -> Path:
-    """Write `main.tf.json` and a copy of the modules it uses into `out_dir`; return the file."""
+    """Write `main.tf.json` and a copy of the modules it uses into `out_dir`; return the file.
+
+    `retired_aws` (site name -> region): AWS sites gone from the spec whose resources may still
+    be in Terraform's state. Their provider configuration stays (with no module) so Terraform
+    can destroy those resources; without it Terraform refuses to plan.
+    """
     env = dict(os.environ if environ is None else environ)
     out_dir.mkdir(parents=True, exist_ok=True)
+    retired = {s: r for s, r in (retired_aws or {}).items() if s not in {p.name for p in plan.sites}}
     used = sorted({site.provider for site in plan.sites if site.provider != Provider.STATIC.value})
+    if retired and Provider.AWS.value not in used:
+        used = sorted([*used, Provider.AWS.value])
     for provider in used:
         _copy_module(provider, out_dir / "modules" / provider)
 
@@ -59,7 +70,7 @@ def compile_root(
         name = module_name(site.name)
         block = _module_block(spec, plan, site, ssh_public_key, lab_prefix, env)
         if site.provider == Provider.AWS.value:
-            providers.setdefault("aws", []).append(_aws_provider(spec, site, name, env))
+            providers.setdefault("aws", []).append(_aws_provider(spec, site.name, site.region, name, env))
             block["providers"] = {"aws": f"aws.{name}"}
         elif site.provider in ("linode", "vultr") and site.provider not in providers:
             providers[site.provider] = [{}]  # credentials come from LINODE_TOKEN / VULTR_API_KEY
@@ -72,6 +83,9 @@ def compile_root(
                 "vpc_id": f"${{module.{name}.vpc_id}}",
             },
         }
+    for site_name, region in sorted(retired.items()):
+        alias = module_name(site_name)
+        providers.setdefault("aws", []).append(_aws_provider(spec, site_name, region, alias, env))
     if providers:
         root["provider"] = providers
     if modules:
@@ -129,11 +143,13 @@ def aws_endpoint(spec: Spec, env: dict[str, str]) -> str | None:
     return spec.aws_endpoint or env.get("AWS_ENDPOINT_URL") or None
 
 
-def _aws_provider(spec: Spec, site: SitePlan, name: str, env: dict[str, str]) -> dict[str, Any]:
+def _aws_provider(
+    spec: Spec, site: str, region: str | None, name: str, env: dict[str, str]
+) -> dict[str, Any]:
     block: dict[str, Any] = {
         "alias": name,
-        "region": site.region,
-        "default_tags": {"tags": {"cloudcast:network": spec.name, "cloudcast:site": site.name}},
+        "region": region,
+        "default_tags": {"tags": {"cloudcast:network": spec.name, "cloudcast:site": site}},
     }
     endpoint = aws_endpoint(spec, env)
     if endpoint:
@@ -167,15 +183,7 @@ def _module_block(
     if site.provider == Provider.LAB.value:
         block["lab_command"] = [sys.executable, "-m", "cloudcast"]
         block["lab_prefix"] = lab_prefix or env.get("CLOUDCAST_LAB_PREFIX") or "cclab"
-        block["nodes"] = {
-            n.name: {
-                "public_ip": n.lab.public_ip if n.lab else "",
-                "nat": n.behind_nat,
-                "role": n.role,
-                "lan_index": (n.lab.index + 1) if n.lab else 0,
-            }
-            for n in nodes
-        }
+        block["nodes"] = {n.name: _lab_node(n, site) for n in nodes}
         return block
     if not ssh_public_key:
         raise PlanError(
@@ -204,6 +212,20 @@ def _module_block(
         },
     )
     return block
+
+
+def _lab_node(n: NodePlan, site: SitePlan) -> dict[str, Any]:
+    """A lab host; with a planned private address it is also on the site's LAN (`lan0`)."""
+    node: dict[str, Any] = {
+        "public_ip": n.lab.public_ip if n.lab else "",
+        "nat": n.behind_nat,
+        "role": n.role,
+        "lan_index": (n.lab.index + 1) if n.lab else 0,
+    }
+    if n.private_ip:
+        node["lan"] = site.name
+        node["lan_ip"] = f"{n.private_ip}/{ip_network(site.cidr).prefixlen}"
+    return node
 
 
 def expand_user(path: str, environ: dict[str, str] | None = None) -> Path:

@@ -126,43 +126,42 @@ class Terraform:
         events: list[dict[str, Any]] = []
         out_lines: list[str] = []
         # stderr goes to a file: read after exit, it can never block the stdout stream
-        errfile = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
-        try:
-            proc = subprocess.Popen(
-                cmd,
-                cwd=self.workdir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=errfile,
-                text=True,
-                bufsize=1,
-            )
-        except OSError as exc:
-            errfile.close()
-            raise TerraformError(f"cannot run {self.binary}: {exc.strerror}") from None
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            out_lines.append(line)
-            text = line.rstrip("\n")
-            if text:
-                tail.append(text)
-            if not (stream and text.startswith("{")):
-                continue
+        with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as errfile:
             try:
-                event = json.loads(text)
-            except ValueError:
-                continue
-            events.append(event)
-            if event.get("type") == "diagnostic" and event.get("@level") == "error":
-                diag = event.get("diagnostic", {})
-                errors.append(_diagnostic_line(diag))
-            if self.sink:
-                self.sink(event)
-        code = proc.wait()
-        errfile.seek(0)
-        stderr = errfile.read()
-        errfile.close()
+                proc = subprocess.Popen(
+                    cmd,
+                    cwd=self.workdir,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=errfile,
+                    text=True,
+                    bufsize=1,
+                )
+            except OSError as exc:
+                raise TerraformError(f"cannot run {self.binary}: {exc.strerror}") from None
+            assert proc.stdout is not None
+            with proc:
+                for line in proc.stdout:
+                    out_lines.append(line)
+                    text = line.rstrip("\n")
+                    if text:
+                        tail.append(text)
+                    if not (stream and text.startswith("{")):
+                        continue
+                    try:
+                        event = json.loads(text)
+                    except ValueError:
+                        continue
+                    events.append(event)
+                    if event.get("type") == "diagnostic" and event.get("@level") == "error":
+                        diag = event.get("diagnostic", {})
+                        errors.append(_diagnostic_line(diag))
+                    if self.sink:
+                        self.sink(event)
+                code = proc.wait()
+            errfile.seek(0)
+            stderr = errfile.read()
         tail.extend(line for line in stderr.splitlines() if line.strip())
         stdout = "".join(out_lines)
         if code not in ok_codes:

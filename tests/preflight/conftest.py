@@ -1,4 +1,4 @@
-"""Servers for preflight tests: a real moto server over HTTP, and replay servers for Linode and Vultr.
+"""Servers for preflight tests: replay servers for Linode and Vultr (moto is tests/conftest.py's).
 
 The replay servers answer `METHOD /prefix/some/path` with the JSON body in
 `tests/fixtures/<api>/METHOD_some_path.json`, check the bearer token first (401 with the
@@ -7,15 +7,7 @@ API's own error body when it is wrong), and 404 (again in the API's shape) for a
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
 import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,7 +21,6 @@ from tests.preflight.helpers import AWS_SECRET, LINODE_TOKEN, VULTR_KEY
 
 HERE = Path(__file__).resolve().parent
 FIXTURES = HERE.parent / "fixtures"
-MOTO_AMIS = HERE / "moto_amis.json"
 
 
 
@@ -138,54 +129,11 @@ def vultr_env(vultr_api: ReplayServer) -> dict[str, str]:
     return {"VULTR_API_KEY": VULTR_KEY, "VULTR_API_URL": vultr_api.url}
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _moto_command(port: int) -> list[str]:
-    binary = shutil.which("moto_server")
-    if binary:
-        return [binary, "-H", "127.0.0.1", "-p", str(port)]
-    return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-
-
-@pytest.fixture(scope="session")
-def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real moto server on a free local port, with a jammy AMI catalogue; killed at the end."""
-    port = _free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    env = {**os.environ, "MOTO_AMIS_PATH": str(MOTO_AMIS)}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(_moto_command(port), stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"moto_server exited ({proc.returncode}): {log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):
-                    break
-            except (urllib.error.URLError, OSError):
-                if time.monotonic() > deadline:
-                    pytest.fail(f"moto_server did not start: {log.read_text()[-2000:]}")
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
 @pytest.fixture
-def aws_env(moto_url: str) -> dict[str, str]:
+def aws_env(moto_server: str) -> dict[str, str]:
+    """Credentials for the session's moto server (tests/conftest.py)."""
     return {
         "AWS_ACCESS_KEY_ID": "AKIAPREFLIGHTTEST000",
         "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
-        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_ENDPOINT_URL": moto_server,
     }

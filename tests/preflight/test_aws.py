@@ -9,9 +9,10 @@ from cloudcast.errors import PreflightError
 from cloudcast.preflight import PreflightFailed, preflight
 from cloudcast.preflight.aws import DEFAULT_AMI_NAME, ami_owners, newest_image
 from cloudcast.spec.models import Spec
+from tests.conftest import MOTO_JAMMY_IDS
 from tests.preflight.helpers import AWS_SECRET, make_spec, node, site
 
-JAMMY_IDS = {"ami-0a1b2c3d4e5f60718", "ami-0f1e2d3c4b5a69788"}
+JAMMY_IDS = set(MOTO_JAMMY_IDS)
 
 
 def fails(spec_sites: list[dict[str, object]], env: dict[str, str]) -> PreflightFailed:
@@ -88,12 +89,12 @@ def test_region_not_enabled_for_the_account(aws_env: dict[str, str]) -> None:
     ]
 
 
-def test_custom_name_pattern_finds_the_accounts_own_image(aws_env: dict[str, str], moto_url: str) -> None:
+def test_custom_name_pattern_finds_the_accounts_own_image(aws_env: dict[str, str], moto_server: str) -> None:
     ec2 = boto3.session.Session(
         aws_access_key_id=aws_env["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=aws_env["AWS_SECRET_ACCESS_KEY"],
         region_name="eu-north-1",
-    ).client("ec2", endpoint_url=moto_url)
+    ).client("ec2", endpoint_url=moto_server)
     image_id = ec2.register_image(Name="cloudcast-golden-2026-01", Description="preflight test image")["ImageId"]
 
     report = preflight(make_spec(site("aws-north", "aws", "eu-north-1", node("n1", image="cloudcast-golden-*"))), aws_env)

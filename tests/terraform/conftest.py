@@ -4,8 +4,13 @@
 - `tf_plugins_dir`: the local provider mirror (`/tf-plugins` or `/*/tf-plugins`; env
   `CLOUDCAST_TF_PLUGINS` overrides). Providers are never downloaded.
 - `tf_cli_config`: a CLI config file using that mirror for registry.terraform.io/hashicorp/*.
-- `moto_server`: a moto server on 127.0.0.1 for the session; its EC2 knows one Canonical
-  Ubuntu 22.04 AMI (`CANONICAL_JAMMY_AMI`) so the modules' default image lookup works.
+- `moto_server` (tests/conftest.py): one moto server on 127.0.0.1 for the session; its EC2
+  knows two Canonical Ubuntu 22.04 AMIs (`CANONICAL_JAMMY_AMIS`).
+- `tf_plugin_cache`: a session TF_PLUGIN_CACHE_DIR shared by every `terraform init`.
+- `ssh_home`: a HOME holding a fresh `~/.ssh/id_ed25519(.pub)` (the examples use it).
+- `cli_env`: the whole environment for `run_cli(...)` against moto (PATH, HOME, TF_*, AWS_*).
+- `tf_timer`: measures cloudcast commands and the Terraform subprocesses they run; the
+  numbers are printed at the end of the session.
 - `aws_env`: fake credentials and region; `tf_env`: the full environment for terraform.
 
 Nothing here reaches the network beyond 127.0.0.1.
@@ -13,48 +18,27 @@ Nothing here reaches the network beyond 127.0.0.1.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import pytest
+
+from tests.conftest import MOTO_JAMMY_IDS
 
 ROOT = Path(__file__).resolve().parents[2]
 TF_DIR = ROOT / "tf"
 AWS_REGION = "us-east-1"
-CANONICAL_OWNER = "099720109477"
-CANONICAL_JAMMY_AMI = "ami-0220400000000c0ffe"
-CANONICAL_JAMMY_NAME = "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20240301"
-
-# moto's stock AMI list has no Ubuntu 22.04 image; MOTO_AMIS_PATH replaces that list.
-MOTO_AMIS = [
-    {
-        "ami_id": CANONICAL_JAMMY_AMI,
-        "name": CANONICAL_JAMMY_NAME,
-        "description": "Canonical, Ubuntu, 22.04 LTS, amd64 jammy image build on 2024-03-01",
-        "owner_id": CANONICAL_OWNER,
-        "image_location": f"{CANONICAL_OWNER}/{CANONICAL_JAMMY_NAME}",
-        "state": "available",
-        "public": True,
-        "architecture": "x86_64",
-        "virtualization_type": "hvm",
-        "hypervisor": "xen",
-        "image_type": "machine",
-        "root_device_type": "ebs",
-        "root_device_name": "/dev/sda1",
-        "creation_date": "2024-03-01T00:00:00.000Z",
-    }
-]
+CANONICAL_JAMMY_AMIS = MOTO_JAMMY_IDS  # the default image lookup resolves to one of these in moto
 
 
 @pytest.fixture(scope="session")
@@ -108,54 +92,6 @@ def tf_cli_config(tf_plugins_dir: Path, tmp_path_factory: pytest.TempPathFactory
     return path
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _answers(url: str) -> bool:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(url, timeout=1) as response:
-            return bool(response.status < 500)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-@pytest.fixture(scope="session")
-def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A moto server for the session; yields its endpoint URL."""
-    workdir = tmp_path_factory.mktemp("moto")
-    amis = workdir / "amis.json"
-    amis.write_text(json.dumps(MOTO_AMIS))
-    port = _free_port()
-    binary = shutil.which("moto_server")
-    command = [binary] if binary else [sys.executable, "-m", "moto.server"]
-    command += ["-H", "127.0.0.1", "-p", str(port)]
-    env = {**os.environ, "MOTO_AMIS_PATH": str(amis)}
-    log = (workdir / "moto.log").open("wb")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while not _answers(url):
-            if process.poll() is not None:
-                pytest.fail(f"moto_server exited ({process.returncode}); see {workdir / 'moto.log'}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"moto_server did not answer on {url} within 30 s")
-            time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
-
 @pytest.fixture(scope="session")
 def aws_env() -> dict[str, str]:
     """Fake AWS credentials and region; nothing may reach real AWS."""
@@ -172,13 +108,25 @@ def aws_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def tf_env(tf_cli_config: Path, aws_env: Mapping[str, str]) -> dict[str, str]:
+def tf_plugin_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One TF_PLUGIN_CACHE_DIR for the session: every `terraform init` links the provider from it.
+
+    (With the unpacked mirror used here Terraform links the mirror's own directory and `init`
+    takes ~0.6 s once the 675 MB binary is in the page cache; the cache matters for packed
+    mirrors, where each init would otherwise unzip and hash the provider again.)
+    """
+    return tmp_path_factory.mktemp("tf-plugin-cache")
+
+
+@pytest.fixture(scope="session")
+def tf_env(tf_cli_config: Path, tf_plugin_cache: Path, aws_env: Mapping[str, str]) -> dict[str, str]:
     """Environment for terraform: the mirror-only CLI config, no checkpoint calls, fake AWS."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TF_"))}
     env.update(aws_env)
     env.update(
         {
             "TF_CLI_CONFIG_FILE": str(tf_cli_config),
+            "TF_PLUGIN_CACHE_DIR": str(tf_plugin_cache),
             "TF_IN_AUTOMATION": "1",
             "TF_INPUT": "0",
             "CHECKPOINT_DISABLE": "1",
@@ -226,3 +174,121 @@ class Terraform:
     def outputs(self) -> dict[str, object]:
         raw = json.loads(self.run("output", "-json").stdout)
         return {name: entry["value"] for name, entry in raw.items()}
+
+
+# --- the CLI against moto ------------------------------------------------------------
+
+# Fake credentials for CLI tests; the secret is distinctive so tests can scan files for it.
+CLI_ACCESS_KEY = "AKIACLOUDCASTTEST001"
+CLI_SECRET_KEY = "cloudcast-fake-secret-Zq7xW3vN9pK2mB5t"
+
+
+@pytest.fixture(scope="session")
+def ssh_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A HOME with a fresh ed25519 key pair at ~/.ssh/id_ed25519(.pub)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    home = tmp_path_factory.mktemp("home")
+    ssh = home / ".ssh"
+    ssh.mkdir(mode=0o700)
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+    )
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    (ssh / "id_ed25519").write_bytes(private)
+    (ssh / "id_ed25519").chmod(0o600)
+    (ssh / "id_ed25519.pub").write_text(public.decode() + " cloudcast-test\n")
+    return home
+
+
+@pytest.fixture(scope="session")
+def cli_env(
+    moto_server: str, tf_cli_config: Path, tf_plugin_cache: Path, ssh_home: Path
+) -> dict[str, str]:
+    """Everything `run_cli(..., environ=cli_env)` needs against moto, and nothing else."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "HOME": str(ssh_home),
+        "TF_CLI_CONFIG_FILE": str(tf_cli_config),
+        "TF_PLUGIN_CACHE_DIR": str(tf_plugin_cache),
+        "TF_IN_AUTOMATION": "1",
+        "CHECKPOINT_DISABLE": "1",
+        "AWS_ENDPOINT_URL": moto_server,
+        "AWS_ACCESS_KEY_ID": CLI_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": CLI_SECRET_KEY,
+        "AWS_DEFAULT_REGION": AWS_REGION,
+        "AWS_REGION": AWS_REGION,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+    }
+
+
+@dataclass
+class Measured:
+    """One cloudcast command: its wall time and the Terraform subprocesses it ran."""
+
+    label: str
+    wall: float = 0.0
+    terraform: list[tuple[str, float]] = field(default_factory=list)
+
+    @property
+    def terraform_total(self) -> float:
+        return sum(seconds for _, seconds in self.terraform)
+
+    @property
+    def overhead(self) -> float:
+        """cloudcast's own share of the wall time, as a fraction of Terraform's time."""
+        return (self.wall - self.terraform_total) / self.terraform_total if self.terraform_total else 0.0
+
+    def line(self) -> str:
+        parts = ", ".join(f"{cmd} {secs:.1f}s" for cmd, secs in self.terraform)
+        return (
+            f"{self.label:<34} wall {self.wall:6.1f}s  terraform {self.terraform_total:6.1f}s "
+            f"({parts})  cloudcast overhead {self.wall - self.terraform_total:5.1f}s "
+            f"= {self.overhead:5.1%}"
+        )
+
+
+MEASURED: list[Measured] = []
+
+
+class TfTimer:
+    """`with tf_timer("apply") as m: run_cli(...)` times the command and each terraform run in it."""
+
+    @contextlib.contextmanager
+    def __call__(self, label: str) -> Iterator[Measured]:
+        from cloudcast.terraform import runner
+
+        measured = Measured(label)
+        original = runner.Terraform._run
+
+        def timed(self: runner.Terraform, args: Sequence[str], **kwargs: Any) -> runner.Result:
+            start = time.perf_counter()
+            try:
+                return original(self, args, **kwargs)
+            finally:
+                measured.terraform.append((args[0], time.perf_counter() - start))
+
+        start = time.perf_counter()
+        with mock.patch.object(runner.Terraform, "_run", timed):
+            try:
+                yield measured
+            finally:
+                measured.wall = time.perf_counter() - start
+                MEASURED.append(measured)
+
+
+@pytest.fixture(scope="session")
+def tf_timer() -> TfTimer:
+    return TfTimer()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not MEASURED:
+        return
+    terminalreporter.section("cloudcast vs terraform time")
+    for measured in MEASURED:
+        terminalreporter.write_line(measured.line())

@@ -20,7 +20,7 @@ from typing import Any
 import boto3
 import pytest
 
-from .conftest import AWS_REGION, CANONICAL_JAMMY_AMI, TF_DIR, Terraform
+from .conftest import AWS_REGION, CANONICAL_JAMMY_AMIS, TF_DIR, Terraform
 from .schemacheck import check_module
 
 pytestmark = [pytest.mark.terraform, pytest.mark.timeout(300)]
@@ -165,8 +165,8 @@ def test_outputs_follow_the_contract(site: Site) -> None:
 
 def test_images_resolve_by_id_and_by_name(site: Site) -> None:
     nodes = site.outputs["nodes"]
-    assert _instance(site.ec2, nodes["gw1"]["instance_id"])["ImageId"] == CANONICAL_JAMMY_AMI
-    assert _instance(site.ec2, nodes["web1"]["instance_id"])["ImageId"] == CANONICAL_JAMMY_AMI
+    assert _instance(site.ec2, nodes["gw1"]["instance_id"])["ImageId"] in CANONICAL_JAMMY_AMIS
+    assert _instance(site.ec2, nodes["web1"]["instance_id"])["ImageId"] in CANONICAL_JAMMY_AMIS
     assert _instance(site.ec2, nodes["app1"]["instance_id"])["ImageId"] == EXPLICIT_AMI
 
 
@@ -263,9 +263,11 @@ def test_destroy_removes_everything(site: Site) -> None:
     site.tf.run("destroy", "-auto-approve")
     site.destroyed = True
     assert site.tf.outputs() == {}
-    vpcs = site.ec2.describe_vpcs(Filters=[{"Name": "cidr", "Values": [CIDR]}])["Vpcs"]
+    # moto is shared by the whole session: look only at what this module's network made.
+    ours = {"Name": "tag:cloudcast:network", "Values": ["cctest"]}
+    vpcs = site.ec2.describe_vpcs(Filters=[ours, {"Name": "cidr", "Values": [CIDR]}])["Vpcs"]
     assert vpcs == []
     running = site.ec2.describe_instances(
-        Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}]
+        Filters=[ours, {"Name": "instance-state-name", "Values": ["pending", "running"]}]
     )["Reservations"]
     assert running == []
