@@ -46,8 +46,9 @@ def run_plan(ctx: Context, *, destroy: bool = False, preflight_checks: bool = Tr
     tf.init()
     tfplan = ctx.workdir.terraform / "cloudcast.tfplan"
     ctx.reporter.event("", "terraform", "plan")
-    tf.plan(tfplan, destroy=destroy)
-    doc = tf.show(tfplan)
+    changed = tf.plan(tfplan, destroy=destroy)
+    # `show -json` costs a Terraform start-up; a plan without changes has nothing to show
+    doc = tf.show(tfplan) if changed else {}
     summary = summarize(plan, doc, state.applied)
     summary.routes = route_changes(ctx, plan, state, tf)
     return PlanResult(summary=summary, state=state, tfplan=tfplan, tfplan_doc=doc)
