@@ -19,10 +19,11 @@ class CloudcastError(Exception):
 
     exit_status: ExitStatus = ExitStatus.ERROR
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, details: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.details = details  # printed before the one-line error (e.g. the verify matrix)
 
 
 class SpecError(CloudcastError):

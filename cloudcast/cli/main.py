@@ -55,6 +55,8 @@ def run(argv: Sequence[str], env: Environment) -> ExitStatus:
         env.err.print(f"cloudcast: error: {exc.message}", markup=False, highlight=False)
         return exc.exit_status
     except CloudcastError as exc:
+        if exc.details:
+            env.out.print(exc.details.rstrip("\n"), markup=False, highlight=False)
         if debug:
             env.err.print(traceback.format_exc(), markup=False, highlight=False)
         env.err.print(f"cloudcast: error: {exc.message}", markup=False, highlight=False, soft_wrap=True)

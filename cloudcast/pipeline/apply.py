@@ -117,6 +117,7 @@ def apply(
                 result.verify = verify(plan, inv, ctx.workdir, reporter=rep, connect=pool.connect)
         finally:
             pool.close_all()
+        matrix = result.verify.render_matrix() if result.verify is not None else ""
         if boot.failed:
             names = ", ".join(f"{h.name} ({h.error})" for h in boot.failed)
             fixes = [f"{h.name}: {h.hint}" for h in boot.failed if h.hint]
@@ -124,12 +125,14 @@ def apply(
                 f"{len(boot.failed)} of {len(boot.hosts)} hosts failed: {names}",
                 hint="; ".join(fixes)
                 or "the other hosts are configured; fix the named hosts and run apply again",
+                details=matrix,
             )
         _raise_route_conflicts(result.routes)
         if result.verify is not None and result.verify.failed_pairs:
             raise VerifyError(
                 f"{len(result.verify.failed_pairs)} pairs cannot reach each other: "
-                + ", ".join(f"{a}->{b}" for a, b in result.verify.failed_pairs[:10])
+                + ", ".join(f"{a}->{b}" for a, b in result.verify.failed_pairs[:10]),
+                details=matrix,
             )
         return result
 
