@@ -9,9 +9,9 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from cloudcast.bootstrap.desired import Desired, ManagedFile
+from cloudcast.bootstrap.desired import ConnSpec, Desired, ManagedFile, route_dst
 from cloudcast.bootstrap.facts import Facts
-from cloudcast.bootstrap.paths import TABLE, USERSPACE_ENV, Paths
+from cloudcast.bootstrap.paths import CHARON, ROUTE_PROTO, TABLE, USERSPACE_ENV, Paths
 from cloudcast.bootstrap.render import hosts_block, splice_hosts
 from cloudcast.errors import BootstrapError
 
@@ -23,7 +23,14 @@ PACKAGES = {
     "ip": "iproute2",
     "ping": "iputils-ping",
     "wireguard-go": "wireguard-go",
+    "swanctl": "strongswan-swanctl",
+    "charon": "strongswan-charon",
+    "charon-systemd": "charon-systemd",
+    "plugin-gcm": "libstrongswan-standard-plugins",
+    "plugin-openssl": "libstrongswan-standard-plugins",
+    "plugin-kernel-libipsec": "libcharon-extra-plugins",
 }
+CHARON_PID = "/run/charon.pid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,19 +47,25 @@ class Action:
         return (self.kind, self.description, self.command, self.file.path if self.file else None)
 
 
-def required_tools(facts: Facts, *, vpn: bool) -> tuple[str, ...]:
+def required_tools(facts: Facts, *, vpn: bool, transport: str = "wireguard") -> tuple[str, ...]:
     if not vpn:
         return ("ip",)
+    if transport == "ipsec":
+        tools = ["swanctl", "nft", "ip", "ping", "plugin-gcm", "plugin-openssl"]
+        tools.append("charon-systemd" if facts.systemd else "charon")
+        if not facts.kernel_esp:
+            tools.append("plugin-kernel-libipsec")
+        return tuple(tools)
     tools = ["wg", "wg-quick", "nft", "ip", "ping"]
     if not facts.kernel_wg:
         tools.append("wireguard-go")
     return tuple(tools)
 
 
-def prepare_actions(facts: Facts, paths: Paths, *, vpn: bool) -> list[Action]:
-    """Phase 1: missing packages, then the key pair (made on the host, only if missing)."""
+def prepare_actions(facts: Facts, paths: Paths, *, vpn: bool, transport: str = "wireguard") -> list[Action]:
+    """Phase 1: missing packages, then the WireGuard key pair (made on the host, only if missing)."""
     actions: list[Action] = []
-    missing = [t for t in required_tools(facts, vpn=vpn) if not facts.has(t)]
+    missing = [t for t in required_tools(facts, vpn=vpn, transport=transport) if not facts.has(t)]
     packages = sorted({PACKAGES[t] for t in missing})
     if packages:
         if not facts.has("apt-get"):
@@ -70,7 +83,7 @@ def prepare_actions(facts: Facts, paths: Paths, *, vpn: bool) -> list[Action]:
                 f"apt-get -q -y -o DPkg::Lock::Timeout=300 install --no-install-recommends {names}",
             )
         )
-    if vpn and facts.public_key is None:
+    if vpn and transport == "wireguard" and facts.public_key is None:
         key = shlex.quote(paths.key)
         actions.append(
             Action(
@@ -143,7 +156,9 @@ def apply_actions(desired: Desired, facts: Facts) -> list[Action]:
     actions, changed = _file_actions(desired, facts)
     p = desired.paths
     i = shlex.quote(p.interface)
-    if desired.vpn:
+    if desired.ipsec:
+        actions.extend(_ipsec_actions(desired, facts, changed))
+    elif desired.vpn:
         if p.firewall in changed or not facts.table:
             actions.append(Action("firewall", f"load nftables table inet {TABLE}", f"nft -f {p.firewall}"))
         if desired.forwards and (p.sysctl in changed or not facts.ip_forward):
@@ -165,11 +180,147 @@ def apply_actions(desired: Desired, facts: Facts) -> list[Action]:
                         f"systemctl daemon-reload && systemctl enable -q wg-quick@{i}",
                     )
                 )
-    elif desired.routes:
-        present = all(any(r.startswith(f"{c} via {v} ") for r in facts.routes) for c, v in desired.routes)
-        if p.routes in changed or not present:
+    if not desired.ipsec:
+        actions.extend(_route_actions(desired, facts, changed))
+    return actions
+
+
+def _owned_routes(facts: Facts) -> list[str]:
+    """Destinations of the routes cloudcast added (marked with its protocol number)."""
+    return [r.split()[0] for r in facts.routes if f" proto {ROUTE_PROTO}" in f" {r} "]
+
+
+def _route_actions(desired: Desired, facts: Facts, changed: set[str]) -> list[Action]:
+    """A member's routes via its gateway: present, none stale, run again at boot (systemd)."""
+    p = desired.paths
+    actions: list[Action] = []
+    if desired.routes:
+        present = all(
+            any(r.startswith(f"{route_dst(c)} via {v} ") for r in facts.routes) for c, v in desired.routes
+        )
+        wanted = {route_dst(c) for c, _ in desired.routes}
+        stale = [d for d in _owned_routes(facts) if d not in wanted]
+        if p.routes in changed or not present or stale:
             via = desired.routes[0][1]
-            actions.append(Action("routes", f"route {len(desired.routes)} CIDRs via {via}", f"sh {p.routes}"))
+            direct = len(desired.routes) - sum(1 for _, v in desired.routes if v == via)
+            note = f", {direct} on the LAN" if direct else ""
+            note += f", drop {len(stale)} old" if stale else ""
+            n = len(desired.routes) - direct
+            actions.append(Action("routes", f"route {n} CIDRs via {via}{note}", f"sh {p.routes}"))
+        actions.extend(_routes_unit_actions(desired, facts, changed))
+    elif _owned_routes(facts):
+        actions.append(_drop_routes_action(facts))
+    return actions
+
+
+def _drop_routes_action(facts: Facts) -> Action:
+    owned = _owned_routes(facts)
+    return Action(
+        "route",
+        f"remove {len(owned)} routes cloudcast added",
+        f"ip -4 route show proto {ROUTE_PROTO} | while read -r dst _; do "
+        f'ip route del "$dst" proto {ROUTE_PROTO}; done',
+    )
+
+
+def _routes_unit_actions(desired: Desired, facts: Facts, changed: set[str]) -> list[Action]:
+    p = desired.paths
+    if not facts.systemd or p.routes_unit not in {f.path for f in desired.files}:
+        return []
+    if facts.routes_enabled and p.routes_unit not in changed:
+        return []
+    unit = shlex.quote(p.routes_unit_name)
+    return [
+        Action(
+            "enable",
+            f"run {p.routes} at boot ({p.routes_unit_name})",
+            f"systemctl daemon-reload && systemctl enable -q {unit}",
+        )
+    ]
+
+
+def _start_charon(desired: Desired, facts: Facts, *, restart: bool) -> str:
+    """Shell that (re)starts charon and waits until its VICI socket answers."""
+    if facts.systemd:
+        start = "systemctl enable -q strongswan && systemctl restart strongswan"
+    else:
+        # no systemd (containers, the lab): charon runs detached, one per host
+        stop = (
+            f'if [ -s {CHARON_PID} ]; then pid=$(cat {CHARON_PID}); kill "$pid" 2>/dev/null || true\n'
+            '  for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done\nfi\n'
+            if restart
+            else ""
+        )
+        start = f"{stop}setsid {CHARON} </dev/null >/dev/null 2>&1 &"
+    return f"""{start}
+i=0
+until swanctl --stats >/dev/null 2>&1; do
+  i=$((i + 1)); [ "$i" -ge 150 ] && {{ echo 'charon does not answer on its VICI socket' >&2; exit 1; }}
+  sleep 0.1
+done
+swanctl --load-all --noprompt >/dev/null"""
+
+
+def settle_script(children: tuple[tuple[str, str], ...], wait: float = 3.0) -> str:
+    """Wait until the child SAs this node starts are INSTALLED; initiate the ones still missing."""
+    want = " ".join(f"{conn}:{child}" for conn, child in children)
+    rounds = max(1, int(wait / 0.2))
+    installed = r"s/^  \([^ ][^:]*\): #[0-9]*, reqid [0-9]*, INSTALLED.*/\1/p"
+    return f"""want="{want}"
+i=0
+while :; do
+  up=$(swanctl --list-sas 2>/dev/null | sed -n '{installed}')
+  missing=""
+  for w in $want; do echo "$up" | grep -qx "${{w#*:}}" || missing="$missing $w"; done
+  [ -z "$missing" ] && exit 0
+  i=$((i + 1)); [ "$i" -ge {rounds} ] && break
+  sleep 0.2
+done
+for w in $missing; do
+  swanctl --initiate --ike "${{w%%:*}}" --child "${{w#*:}}" --timeout 10 >/dev/null 2>&1 &
+done
+wait
+exit 0"""
+
+
+def renew_script(conn: ConnSpec) -> str:
+    """Drop the IKE SA with a peer and start it again with every child (first one alone)."""
+    c = shlex.quote(conn.name)
+    first, *rest = [shlex.quote(ch.name) for ch in conn.children]
+    others = "".join(
+        f"swanctl --initiate --ike {c} --child {ch} --timeout 10 >/dev/null 2>&1 &\n" for ch in rest
+    )
+    return f"""swanctl --terminate --ike {c} --force --timeout 3 >/dev/null 2>&1 || true
+swanctl --initiate --ike {c} --child {first} --timeout 15 >/dev/null 2>&1 || true
+{others}wait
+exit 0"""
+
+
+def _ipsec_actions(desired: Desired, facts: Facts, changed: set[str]) -> list[Action]:
+    """strongSwan: firewall, forwarding, the overlay address, charon, connections, SAs."""
+    p = desired.paths
+    actions: list[Action] = []
+    if p.firewall in changed or not facts.table:
+        actions.append(Action("firewall", f"load nftables table inet {TABLE}", f"nft -f {p.firewall}"))
+    if desired.forwards and (p.sysctl in changed or not facts.ip_forward):
+        actions.append(Action("sysctl", "enable IPv4 forwarding", f"sysctl -q -p {p.sysctl}"))
+    if p.routes in changed or any(a not in facts.lo_addresses for a in desired.lo_addresses):
+        actions.append(
+            Action("address", f"overlay address {', '.join(desired.lo_addresses)} on lo", f"sh {p.routes}")
+        )
+    actions.extend(_routes_unit_actions(desired, facts, changed))
+    how = "kernel-libipsec" if desired.libipsec else "kernel ESP"
+    if not facts.charon or p.strongswan_conf in changed:
+        verb = "restart" if facts.charon else "start"
+        script = _start_charon(desired, facts, restart=facts.charon)
+        actions.append(Action("charon", f"{verb} charon ({how}) and load the connections", script))
+    elif p.swanctl_conf in changed or set(facts.conns) != {c.name for c in desired.conns}:
+        n = len(desired.conns)
+        reload = "swanctl --load-all --noprompt >/dev/null"
+        actions.append(Action("reload", f"reload {n} IPsec connections", reload))
+    wanted = desired.initiated_children
+    if wanted and (actions or any(child not in facts.children_up for _, child in wanted)):
+        actions.append(Action("sas", f"bring up {len(wanted)} child SAs", settle_script(wanted)))
     return actions
 
 
@@ -225,6 +376,8 @@ def teardown_actions(desired: Desired, facts: Facts) -> list[Action]:
     p = desired.paths
     i = shlex.quote(p.interface)
     actions: list[Action] = []
+    if desired.transport == "ipsec":
+        actions.extend(_ipsec_teardown(desired, facts))
     if facts.iface:
         env = "" if facts.kernel_wg else f"{USERSPACE_ENV} "
         actions.append(
@@ -235,8 +388,13 @@ def teardown_actions(desired: Desired, facts: Facts) -> list[Action]:
             Action("disable", f"disable wg-quick@{p.interface}", f"systemctl disable -q wg-quick@{i}")
         )
     for cidr, via in desired.routes:
-        if any(r.startswith(f"{cidr} via {via} ") for r in facts.routes):
+        if any(r.startswith(f"{route_dst(cidr)} via {via} ") for r in facts.routes):
             actions.append(Action("route", f"remove route {cidr}", f"ip route del {cidr} via {via}"))
+    if any(d not in {route_dst(c) for c, _ in desired.routes} for d in _owned_routes(facts)):
+        actions.append(_drop_routes_action(facts))
+    if facts.routes_enabled:
+        unit = shlex.quote(p.routes_unit_name)
+        actions.append(Action("disable", f"disable {p.routes_unit_name}", f"systemctl disable -q {unit}"))
     if facts.table:
         actions.append(
             Action("firewall", f"delete nftables table inet {TABLE}", f"nft delete table inet {TABLE}")
@@ -246,7 +404,7 @@ def teardown_actions(desired: Desired, facts: Facts) -> list[Action]:
             actions.append(Action("remove", f"remove {path}", f"rm -f {shlex.quote(path)}"))
     if facts.public_key is not None:
         actions.append(Action("remove", f"remove {p.key}", f"rm -f {shlex.quote(p.key)}"))
-    if facts.systemd and p.dropin in facts.hashes:
+    if facts.systemd and (p.dropin in facts.hashes or p.routes_unit in facts.hashes):
         actions.append(Action("systemd", "reload systemd units", "systemctl daemon-reload"))
     if hosts_block(facts.hosts, desired.network) is not None:
         text = splice_hosts(facts.hosts, desired.network, None)
@@ -254,4 +412,33 @@ def teardown_actions(desired: Desired, facts: Facts) -> list[Action]:
         actions.append(
             Action("write", f"remove the cloudcast {desired.network} block from /etc/hosts", file=hosts)
         )
+    return actions
+
+
+def _ipsec_teardown(desired: Desired, facts: Facts) -> list[Action]:
+    """Unload cloudcast's connections and SAs; stop charon only when nothing else is loaded."""
+    p = desired.paths
+    actions: list[Action] = []
+    if facts.charon:
+        ours = [c for c in facts.conns if c.startswith("cc-")]
+        stop = (
+            "systemctl disable -q --now strongswan"
+            if facts.systemd
+            else f'[ -s {CHARON_PID} ] && kill "$(cat {CHARON_PID})"'
+        )
+        terminate = "; ".join(
+            f"swanctl --terminate --ike {shlex.quote(c)} --force >/dev/null 2>&1" for c in ours
+        )
+        actions.append(
+            Action(
+                "charon",
+                f"unload {len(ours)} IPsec connections",
+                f"rm -f {shlex.quote(p.swanctl_conf)}; swanctl --load-all --noprompt >/dev/null 2>&1; "
+                f"{terminate + '; ' if terminate else ''}"
+                f"[ -n \"$(swanctl --list-conns 2>/dev/null)\" ] || {{ {stop}; }} || true",
+            )
+        )
+    for address in desired.lo_addresses:
+        if address in facts.lo_addresses:
+            actions.append(Action("address", f"remove {address} from lo", f"ip address del {address} dev lo"))
     return actions

@@ -6,8 +6,9 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
+from itertools import product
 
-from cloudcast.bootstrap.paths import TABLE, USERSPACE_ENV, Paths
+from cloudcast.bootstrap.paths import LIBIPSEC_IF, ROUTE_PROTO, TABLE, USERSPACE_ENV, Paths
 from cloudcast.bootstrap.render import render
 from cloudcast.errors import BootstrapError
 from cloudcast.inventory.hosts import Inventory
@@ -36,6 +37,29 @@ class PeerSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class ChildSpec:
+    """One IPsec CHILD_SA: a pair of traffic selectors."""
+
+    name: str
+    local_ts: str
+    remote_ts: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnSpec:
+    """One IKE connection (to one peer) of an IPsec node."""
+
+    name: str
+    peer: str
+    remote_addr: str | None  # None: the peer is behind NAT and dials us
+    local_id: str
+    remote_id: str
+    initiator: bool  # this side starts the SAs (and restarts them after a failure)
+    children: tuple[ChildSpec, ...]
+    psk: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class HostEntry:
     address: str
     fqdn: str
@@ -60,6 +84,20 @@ class Desired:
     routes: tuple[tuple[str, str], ...]  # (cidr, via) on gateway members
     hosts_block: str
     files: tuple[ManagedFile, ...]
+    transport: str = "wireguard"
+    conns: tuple[ConnSpec, ...] = ()  # IPsec connections
+    libipsec: bool = False  # IPsec in userspace (kernel-libipsec): the kernel has no ESP
+    lo_addresses: tuple[str, ...] = ()  # addresses kept on lo (an IPsec node's overlay /32)
+    systemd: bool = False
+
+    @property
+    def ipsec(self) -> bool:
+        return self.vpn and self.transport == "ipsec"
+
+    @property
+    def initiated_children(self) -> tuple[tuple[str, str], ...]:
+        """(connection, child) this node starts: the ones `apply` makes sure are up."""
+        return tuple((c.name, ch.name) for c in self.conns if c.initiator for ch in c.children)
 
     def file(self, path: str) -> ManagedFile | None:
         return next((f for f in self.files if f.path == path), None)
@@ -100,8 +138,13 @@ def desired_state(
     *,
     systemd: bool = False,
     userspace: bool = False,
+    kernel_esp: bool = False,
 ) -> Desired:
-    """Render node's files. `public_keys`: every node's WireGuard public key known so far."""
+    """Render node's files. `public_keys`: every node's WireGuard public key known so far.
+
+    `userspace`: the kernel has no WireGuard (wireguard-go); `kernel_esp`: the kernel does
+    ESP itself (else IPsec runs through strongSwan's kernel-libipsec).
+    """
     paths = Paths(plan.interface)
     common = {"network": plan.name, "node": node.name}
     hosts_block = render("hosts.j2", network=plan.name, entries=host_entries(plan, inventory))
@@ -109,80 +152,75 @@ def desired_state(
     files: list[ManagedFile] = []
     peers: list[PeerSpec] = []
     left_out: list[str] = []
+    conns: tuple[ConnSpec, ...] = ()
     routes: tuple[tuple[str, str], ...] = ()
+    lo_addresses: tuple[str, ...] = ()
     address = None
+    ipsec = plan.transport == "ipsec"
+    libipsec = ipsec and not kernel_esp
     if node.vpn:
-        prefix = IPv4Network(plan.overlay).prefixlen
-        address = f"{node.overlay_ip}/{prefix}"
-        for link in node.peers:
-            key = public_keys.get(link.peer)
-            if not key:
-                left_out.append(link.peer)
-                continue
-            pair = pair_id(node.name, link.peer)
-            if pair not in psks:
-                raise BootstrapError(f"node {node.name}: no preshared key for pair {pair}")
-            peers.append(
-                PeerSpec(
-                    name=link.peer,
-                    public_key=key,
-                    allowed_ips=tuple(sorted(link.allowed_ips)),
-                    endpoint=_endpoint(_address(inventory, link.peer, link.endpoint), plan.port),
-                    keepalive=link.keepalive,
-                    psk=psks[pair],
-                )
-            )
-        host = inventory.host(node.name)
         site = plan.site(node.site)
+        host = inventory.host(node.name)
         # a gateway's members reach its overlay address from the site's LAN
         lan = site.cidr if plan.topology != "mesh" and node.name in site.gateways else None
-        ssh_ports = sorted({22, host.ssh_port})
-        files.append(
-            ManagedFile(
-                paths.firewall,
-                render(
-                    "firewall.nft.j2",
-                    **common,
-                    table=TABLE,
-                    interface=plan.interface,
-                    port=plan.port,
-                    ssh_ports=ssh_ports,
-                    lan=lan,
-                    overlay_ip=node.overlay_ip,
-                    forwards=node.forwards,
-                    services=services,
-                ).encode(),
+        fw = {
+            **common,
+            "table": TABLE,
+            "interface": plan.interface,
+            "port": plan.port,
+            "ssh_ports": sorted({22, host.ssh_port}),
+            "lan": lan,
+            "lan_ip": _private_ip(plan, inventory, node.name) if lan else None,
+            "overlay_ip": node.overlay_ip,
+            "forwards": node.forwards,
+            "services": services,
+            "ipsec": ipsec,
+            "libipsec": libipsec,
+            "libipsec_if": LIBIPSEC_IF,
+        }
+        files.append(ManagedFile(paths.firewall, render("firewall.nft.j2", **fw).encode()))
+        sysctl = ManagedFile(paths.sysctl, render("sysctl.conf.j2", **common).encode(), 0o644)
+        if ipsec:
+            conns = ipsec_conns(plan, node, inventory, psks)
+            lo_addresses = (f"{node.overlay_ip}/32",)
+            files += [sysctl] if node.forwards else []
+            files += _ipsec_files(plan, node, paths, conns, libipsec=libipsec)
+            files += _routes_files(plan, node, paths, (), lo_addresses, systemd=systemd)
+        else:
+            address = f"{node.overlay_ip}/{IPv4Network(plan.overlay).prefixlen}"
+            peers, left_out = _wg_peers(plan, node, inventory, public_keys, psks)
+            files.append(
+                ManagedFile(
+                    paths.wg_conf,
+                    render(
+                        "wg.conf.j2",
+                        **common,
+                        key_path=paths.key,
+                        address=address,
+                        port=plan.port,
+                        mtu=plan.mtu,
+                        route_localnet=bool(services),
+                        firewall=paths.firewall,
+                        peers=peers,
+                    ).encode(),
+                )
             )
-        )
-        files.append(
-            ManagedFile(
-                paths.wg_conf,
-                render(
-                    "wg.conf.j2",
-                    **common,
-                    key_path=paths.key,
-                    address=address,
-                    port=plan.port,
-                    mtu=plan.mtu,
-                    route_localnet=bool(services),
-                    firewall=paths.firewall,
-                    peers=peers,
-                ).encode(),
-            )
-        )
-        if node.forwards:
-            files.append(ManagedFile(paths.sysctl, render("sysctl.conf.j2", **common).encode(), 0o644))
-        if systemd and userspace:
-            text = render("wg-quick-dropin.conf.j2", userspace_env=USERSPACE_ENV)
-            files.append(ManagedFile(paths.dropin, text.encode(), 0o644))
-    elif node.gateway and node.routes:
-        gateway = next((h for h in inventory.hosts if h.name == node.gateway), None)
-        via = gateway.private_ip if gateway else None
+            files += [sysctl] if node.forwards else []
+            if systemd and userspace:
+                text = render("wg-quick-dropin.conf.j2", userspace_env=USERSPACE_ENV)
+                files.append(ManagedFile(paths.dropin, text.encode(), 0o644))
+    elif node.gateway and node.routes and node.provider in HOST_ROUTED:
+        via = _private_ip(plan, inventory, node.gateway)
         if not via:
             raise BootstrapError(f"node {node.name}: gateway {node.gateway} has no private address")
-        routes = tuple((cidr, via) for cidr in node.routes)
-        text = render("routes.sh.j2", **common, gateway=node.gateway, via=via, routes=node.routes)
-        files.append(ManagedFile(paths.routes, text.encode(), 0o700))
+        # the site's other VPN nodes (a standby gateway or hub) are reached on the LAN itself
+        direct = [
+            (f"{other.overlay_ip}/32", _private_ip(plan, inventory, other.name))
+            for other in plan.nodes
+            if other.site == node.site and other.vpn and other.name != node.gateway
+        ]
+        routes = tuple([(cidr, via) for cidr in node.routes] + [(c, v) for c, v in direct if v])
+        files += _routes_files(plan, node, paths, routes, (), systemd=systemd)
     return Desired(
         node=node.name,
         network=plan.name,
@@ -198,4 +236,145 @@ def desired_state(
         routes=routes,
         hosts_block=hosts_block,
         files=tuple(files),
+        transport=plan.transport,
+        conns=conns,
+        libipsec=libipsec and node.vpn,
+        lo_addresses=lo_addresses,
+        systemd=systemd,
     )
+
+
+#: providers whose members get their routes as host routes over SSH (AWS members use the
+#: route tables cloudcast programs, Linode members the gateway's VPC `ip_ranges`)
+HOST_ROUTED = frozenset({"lab", "static", "vultr"})
+IKE_PROPOSALS = "aes128gcm16-prfsha256-ecp256, aes256gcm16-prfsha384-ecp384, aes256gcm16-prfsha256-modp3072"
+ESP_PROPOSALS = "aes128gcm16, aes256gcm16"
+
+
+def route_dst(cidr: str) -> str:
+    """A destination as `ip route show` prints it (a host route without its /32)."""
+    return cidr.removesuffix("/32")
+
+
+def _private_ip(plan: NetworkPlan, inventory: Inventory, name: str) -> str | None:
+    """A node's address on its site's network: planned (AWS, Linode, lab LAN), else observed."""
+    planned = plan.node(name).private_ip
+    if planned:
+        return planned
+    host = next((h for h in inventory.hosts if h.name == name), None)
+    return host.private_ip if host else None
+
+
+def _wg_peers(
+    plan: NetworkPlan,
+    node: NodePlan,
+    inventory: Inventory,
+    public_keys: Mapping[str, str],
+    psks: Mapping[str, str],
+) -> tuple[list[PeerSpec], list[str]]:
+    peers: list[PeerSpec] = []
+    left_out: list[str] = []
+    for link in node.peers:
+        key = public_keys.get(link.peer)
+        if not key:
+            left_out.append(link.peer)
+            continue
+        pair = pair_id(node.name, link.peer)
+        if pair not in psks:
+            raise BootstrapError(f"node {node.name}: no preshared key for pair {pair}")
+        peers.append(
+            PeerSpec(
+                name=link.peer,
+                public_key=key,
+                allowed_ips=tuple(sorted(link.allowed_ips)),
+                endpoint=_endpoint(_address(inventory, link.peer, link.endpoint), plan.port),
+                keepalive=link.keepalive,
+                psk=psks[pair],
+            )
+        )
+    return peers, left_out
+
+
+def _ts_name(cidr: str) -> str:
+    return cidr.replace(".", "-").replace("/", "_")
+
+
+def ipsec_conns(
+    plan: NetworkPlan, node: NodePlan, inventory: Inventory, psks: Mapping[str, str]
+) -> tuple[ConnSpec, ...]:
+    """One connection per peer; a child per (local, remote) pair of carried CIDRs.
+
+    The remote selectors are what this node's link to the peer carries (as WireGuard's
+    AllowedIPs); the local ones are what the peer's link back carries. The side that can dial
+    its peer starts the SAs; when both can, the one whose name sorts first does.
+    """
+    conns = []
+    for link in node.peers:
+        peer = plan.node(link.peer)
+        back = next((x for x in peer.peers if x.peer == node.name), None)
+        if back is None:
+            raise BootstrapError(f"node {node.name}: {peer.name} does not peer with it")
+        pair = pair_id(node.name, peer.name)
+        if pair not in psks:
+            raise BootstrapError(f"node {node.name}: no preshared key for pair {pair}")
+        remote_addr = _address(inventory, peer.name, link.endpoint)
+        dialled = back.endpoint is not None and _address(inventory, node.name, back.endpoint) is not None
+        initiator = remote_addr is not None and (not dialled or node.name < peer.name)
+        children = tuple(
+            ChildSpec(f"{peer.name}--{_ts_name(local)}--{_ts_name(remote)}", local, remote)
+            for local, remote in product(sorted(back.allowed_ips), sorted(link.allowed_ips))
+        )
+        conns.append(
+            ConnSpec(
+                name=f"cc-{peer.name}",
+                peer=peer.name,
+                remote_addr=remote_addr,
+                local_id=node.fqdn,
+                remote_id=peer.fqdn,
+                initiator=initiator,
+                children=children,
+                psk=psks[pair],
+            )
+        )
+    return tuple(conns)
+
+
+def _ipsec_files(
+    plan: NetworkPlan, node: NodePlan, paths: Paths, conns: tuple[ConnSpec, ...], *, libipsec: bool
+) -> list[ManagedFile]:
+    common = {"network": plan.name, "node": node.name}
+    swanctl = render(
+        "swanctl.conf.j2", **common, conns=conns, ike_proposals=IKE_PROPOSALS, esp_proposals=ESP_PROPOSALS
+    )
+    charon = render("strongswan.conf.j2", **common, libipsec=libipsec, log=paths.charon_log)
+    return [
+        ManagedFile(paths.strongswan_conf, charon.encode(), 0o644),
+        ManagedFile(paths.swanctl_conf, swanctl.encode(), 0o600),  # holds the preshared keys
+    ]
+
+
+def _routes_files(
+    plan: NetworkPlan,
+    node: NodePlan,
+    paths: Paths,
+    routes: tuple[tuple[str, str], ...],
+    lo_addresses: tuple[str, ...],
+    *,
+    systemd: bool,
+) -> list[ManagedFile]:
+    """The routes (and lo addresses) script, and a unit that runs it at boot where systemd runs."""
+    common = {"network": plan.name, "node": node.name}
+    text = render(
+        "routes.sh.j2",
+        **common,
+        gateway=node.gateway,
+        routes=routes,
+        shown=[route_dst(c) for c, _ in routes],
+        lo_addresses=lo_addresses,
+        proto=ROUTE_PROTO,
+    )
+    files = [ManagedFile(paths.routes, text.encode(), 0o700)]
+    if systemd:
+        unit = render("routes.service.j2", **common, script=paths.routes)
+        files.append(ManagedFile(paths.routes_unit, unit.encode(), 0o644))
+    return files

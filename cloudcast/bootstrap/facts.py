@@ -6,7 +6,7 @@ import base64
 import shlex
 from dataclasses import dataclass, field
 
-from cloudcast.bootstrap.paths import TABLE, Paths
+from cloudcast.bootstrap.paths import CHARON, LIBIPSEC_IF, TABLE, Paths
 
 TOOLS = (
     "wg",
@@ -19,7 +19,12 @@ TOOLS = (
     "apt-get",
     "ping",
     "sysctl",
+    "swanctl",
+    "charon-systemd",
 )
+#: strongSwan plugins IPsec needs: AES-GCM (gcm), ECP groups (openssl), userspace ESP
+PLUGINS = ("gcm", "openssl", "kernel-libipsec")
+PLUGIN_DIR = "/usr/lib/ipsec/plugins"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +60,21 @@ class Facts:
     route_localnet: bool = False  # on the interface
     routes: tuple[str, ...] = ()  # `ip -4 route show` lines
     now: int = 0  # the host's clock
+    routes_enabled: bool = False  # the routes unit runs at boot (systemd)
+    # IPsec (gathered only for the ipsec transport)
+    kernel_esp: bool = False  # the kernel can do ESP itself (else: kernel-libipsec)
+    charon: bool = False  # charon answers on its VICI socket
+    libipsec: bool = False  # kernel-libipsec's TUN device exists
+    conns: tuple[str, ...] = ()  # IKE connections loaded in charon
+    children_up: tuple[str, ...] = ()  # CHILD_SAs in state INSTALLED
+    lo_addresses: tuple[str, ...] = ()  # IPv4 addresses on lo (the overlay address of IPsec nodes)
+    ipsec_enabled: bool = False  # strongswan.service (charon-systemd) is enabled
 
     def has(self, tool: str) -> bool:
         return tool in self.tools
 
 
-def facts_script(paths: Paths) -> str:
+def facts_script(paths: Paths, *, ipsec: bool = False) -> str:
     """The POSIX shell that prints facts, one `key=value` (or tab-separated) line each."""
     q = shlex.quote
     i = q(paths.interface)
@@ -96,8 +110,35 @@ echo "hosts=$(base64 < /etc/hosts 2>/dev/null | tr -d '\\n')"
 have nft && nft list table inet {TABLE} >/dev/null 2>&1 && echo table=1
 have systemctl && [ "$(systemctl is-enabled wg-quick@{i} 2>/dev/null)" = enabled ] && echo enabled=1
 have ip && ip -4 route show | sed 's/^/route\t/'
-echo "now=$(date +%s)"
+have systemctl && [ "$(systemctl is-enabled {paths.routes_unit_name} 2>/dev/null)" = enabled ] &&
+  echo routes_enabled=1
+{_ipsec_facts() if ipsec else ""}echo "now=$(date +%s)"
 exit 0
+"""
+
+
+def _ipsec_facts() -> str:
+    # Kernel ESP: esp4 loaded, or an ESP state can be added in a throwaway network namespace
+    # (nothing on the host itself is touched). Without it, charon uses kernel-libipsec.
+    probe = (
+        "ip xfrm state add src 192.0.2.1 dst 192.0.2.2 proto esp spi 0x100 mode tunnel "
+        "enc 'ecb(cipher_null)' '' auth digest_null ''"
+    )
+    plugins = " ".join(PLUGINS)
+    return f"""if [ -d /sys/module/esp4 ]; then echo kernel_esp=1
+elif have unshare && unshare -n sh -c "{probe}" >/dev/null 2>&1; then echo kernel_esp=1
+fi
+[ -x {CHARON} ] && echo tool=charon
+for p in {plugins}; do [ -e {PLUGIN_DIR}/libstrongswan-$p.so ] && echo "tool=plugin-$p"; done
+if have swanctl && swanctl --stats >/dev/null 2>&1; then
+  echo charon=1
+  swanctl --list-conns 2>/dev/null | sed -n 's/^\\([^ ][^:]*\\): IKEv.*/conn=\\1/p'
+  swanctl --list-sas 2>/dev/null |
+    sed -n 's/^  \\([^ ][^:]*\\): #[0-9]*, reqid [0-9]*, INSTALLED.*/child=\\1/p'
+fi
+have ip && ip link show dev {LIBIPSEC_IF} >/dev/null 2>&1 && echo libipsec=1
+have ip && ip -4 -o addr show dev lo | while read -r _ _ _ a _; do echo "lo_addr=$a"; done
+have systemctl && [ "$(systemctl is-enabled strongswan 2>/dev/null)" = enabled ] && echo ipsec_enabled=1
 """
 
 
@@ -132,6 +173,7 @@ def parse_facts(text: str) -> Facts:
     hashes: dict[str, str] = {}
     peers: list[PeerFact] = []
     routes: list[str] = []
+    multi: dict[str, list[str]] = {"conn": [], "child": [], "lo_addr": []}
     for line in text.splitlines():
         if line.startswith("peer\t"):
             peer = _peer(line.split("\t")[1:])
@@ -145,6 +187,8 @@ def parse_facts(text: str) -> Facts:
                 tools.add(value)
             elif key == "addr":
                 addresses.append(value)
+            elif key in multi:
+                multi[key].append(value.strip())
             elif key == "hash":
                 digest, _, path = value.partition(" ")
                 hashes[path] = digest
@@ -171,4 +215,12 @@ def parse_facts(text: str) -> Facts:
         route_localnet=kv.get("route_localnet") == "1",
         routes=tuple(routes),
         now=_int(kv.get("now", "")) or 0,
+        routes_enabled=kv.get("routes_enabled") == "1",
+        kernel_esp=kv.get("kernel_esp") == "1",
+        charon=kv.get("charon") == "1",
+        libipsec=kv.get("libipsec") == "1",
+        conns=tuple(sorted(set(multi["conn"]))),
+        children_up=tuple(sorted(set(multi["child"]))),
+        lo_addresses=tuple(sorted(multi["lo_addr"])),
+        ipsec_enabled=kv.get("ipsec_enabled") == "1",
     )

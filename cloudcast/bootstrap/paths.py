@@ -6,6 +6,14 @@ from dataclasses import dataclass
 
 TABLE = "cloudcast"  # the nftables table (family inet) cloudcast owns; no other table is touched
 USERSPACE_ENV = "WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go"
+#: routing protocol number that marks the routes cloudcast adds (`ip route ... proto 241`), so
+#: stale ones can be found and removed without touching anybody else's
+ROUTE_PROTO = 241
+#: the TUN device strongSwan's kernel-libipsec creates (userspace ESP)
+LIBIPSEC_IF = "ipsec0"
+#: kernel-libipsec fixes ipsec0's MTU at 1400 (a larger MTU set from outside truncates packets)
+LIBIPSEC_MTU = 1400
+CHARON = "/usr/lib/ipsec/charon"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +45,41 @@ class Paths:
         return f"/etc/cloudcast/{self.interface}-routes.sh"
 
     @property
+    def routes_unit(self) -> str:
+        """Runs the routes script at boot where systemd runs."""
+        return f"/etc/systemd/system/cloudcast-{self.interface}-routes.service"
+
+    @property
+    def routes_unit_name(self) -> str:
+        return f"cloudcast-{self.interface}-routes.service"
+
+    @property
+    def swanctl_conf(self) -> str:
+        return f"/etc/swanctl/conf.d/cloudcast-{self.interface}.conf"
+
+    @property
+    def strongswan_conf(self) -> str:
+        """charon settings: kernel-libipsec where kernel ESP is missing, retransmits, log."""
+        return f"/etc/strongswan.d/cloudcast-{self.interface}.conf"
+
+    @property
+    def charon_log(self) -> str:
+        return f"/var/log/cloudcast-{self.interface}-charon.log"
+
+    @property
     def hosts(self) -> str:
         return "/etc/hosts"
 
     @property
     def managed(self) -> tuple[str, ...]:
         """Whole files cloudcast owns (the key and /etc/hosts are handled apart)."""
-        return (self.wg_conf, self.firewall, self.sysctl, self.dropin, self.routes)
+        return (
+            self.wg_conf,
+            self.firewall,
+            self.sysctl,
+            self.dropin,
+            self.routes,
+            self.routes_unit,
+            self.swanctl_conf,
+            self.strongswan_conf,
+        )

@@ -14,13 +14,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from cloudcast.bootstrap.actions import Action, apply_actions, prepare_actions, teardown_actions
-from cloudcast.bootstrap.desired import desired_state
+from cloudcast.bootstrap.actions import (
+    Action,
+    apply_actions,
+    prepare_actions,
+    renew_script,
+    teardown_actions,
+)
+from cloudcast.bootstrap.desired import Desired, desired_state
 from cloudcast.bootstrap.execute import StepFailed, execute
 from cloudcast.bootstrap.facts import Facts, facts_script, parse_facts
 from cloudcast.bootstrap.fanout import fan_out
 from cloudcast.bootstrap.paths import Paths
-from cloudcast.bootstrap.transport import SSHOptions, SSHTransport, Transport
+from cloudcast.bootstrap.transport import ConnectError, SSHOptions, SSHTransport, Transport
 from cloudcast.errors import BootstrapError, CloudcastError
 from cloudcast.inventory.hosts import Host, Inventory
 from cloudcast.plan.model import NetworkPlan, NodePlan
@@ -39,6 +45,8 @@ class _Quiet:
 
 
 Connector = Callable[[Host], Transport]
+#: re-plan with these nodes known to be down (see `build_plan(down=...)`)
+Replanner = Callable[[frozenset[str]], NetworkPlan]
 
 
 @dataclass
@@ -68,6 +76,8 @@ class BootstrapResult:
     public_keys: dict[str, str] = field(default_factory=dict)  # gathered this run: store in state
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    plan: NetworkPlan | None = None  # the plan applied: re-planned when a gateway or hub is down
+    down: tuple[str, ...] = ()  # nodes that could not be reached (and were planned around)
 
     @property
     def failed(self) -> list[HostResult]:
@@ -104,6 +114,7 @@ class _Session:
     actions: list[str] = field(default_factory=list)
     seconds: float = 0.0
     error: BaseException | None = None
+    desired: Desired | None = None
 
 
 def connector(workdir: WorkDir, known_hosts: Path | None = None, **options: float) -> Connector:
@@ -112,9 +123,9 @@ def connector(workdir: WorkDir, known_hosts: Path | None = None, **options: floa
     return lambda host: SSHTransport.connect(host, opts)
 
 
-def gather(transport: Transport, paths: Paths) -> Facts:
+def gather(transport: Transport, paths: Paths, *, ipsec: bool = False) -> Facts:
     """Facts of one host in one round trip."""
-    result = transport.run("sh -s", stdin=facts_script(paths).encode(), timeout=60.0)
+    result = transport.run("sh -s", stdin=facts_script(paths, ipsec=ipsec).encode(), timeout=60.0)
     if not result.ok:
         raise BootstrapError(f"cannot gather facts: {result.tail()}")
     return parse_facts(result.stdout)
@@ -196,17 +207,18 @@ def bootstrap(
     connect_budget: float = 60.0,
     reporter: Reporter | None = None,
     connect: Connector | None = None,
+    replan: Replanner | None = None,
 ) -> BootstrapResult:
     """Converge every host of `plan` (see the module docstring); never raises for one host.
 
     `connect_budget`: seconds to keep retrying a host whose SSH is not up yet (new VMs).
     `known_hosts`: strict mode, the spec's `ssh.known_hosts` (unknown hosts are refused).
+    `replan`: when a gateway or hub cannot be reached in phase 1 and its site (or the network)
+    has another one, phase 2 applies the plan `replan(down)` makes: the live one takes over.
     """
-    if plan.transport != "wireguard":
-        raise BootstrapError(
-            f"transport {plan.transport!r} is not supported by the bootstrapper yet",
-            hint='use "transport": "wireguard"',
-        )
+    if plan.transport not in ("wireguard", "ipsec"):
+        raise BootstrapError(f"transport {plan.transport!r} is not supported by the bootstrapper")
+    ipsec = plan.transport == "ipsec"
     rep = reporter or _Quiet()
     conn = connect or connector(workdir, known_hosts, connect_budget=connect_budget)
     paths = Paths(plan.interface)
@@ -217,12 +229,12 @@ def bootstrap(
         def body() -> None:
             s.transport = conn(s.host)
             rep.event(s.node.name, STAGE, "connected")
-            s.facts = gather(s.transport, paths)
-            actions = prepare_actions(s.facts, paths, vpn=s.node.vpn)
+            s.facts = gather(s.transport, paths, ipsec=ipsec)
+            actions = prepare_actions(s.facts, paths, vpn=s.node.vpn, transport=plan.transport)
             if actions:
                 _run_step(s, actions, rep)
-                s.facts = gather(s.transport, paths)
-            if s.node.vpn and not s.facts.public_key:
+                s.facts = gather(s.transport, paths, ipsec=ipsec)
+            if s.node.vpn and not ipsec and not s.facts.public_key:
                 raise BootstrapError("the WireGuard key pair is missing after generating it")
 
         return _timed(s, body, rep)
@@ -233,8 +245,18 @@ def bootstrap(
     warnings = [
         f"{s.node.name} failed; its peers keep its last known key"
         for s in sessions
-        if s.error is not None and s.node.vpn and s.node.name in keys
+        if s.error is not None and s.node.vpn and s.node.name in keys and not ipsec
     ]
+    down = frozenset(s.node.name for s in sessions if isinstance(s.error, ConnectError))
+    if replan is not None and down & _carriers(plan):
+        plan = replan(down)
+        by_name = {n.name: n for n in plan.nodes}
+        for s in sessions:
+            s.node = by_name[s.node.name]
+        for note in plan.warnings:
+            if " is down: " in note:
+                rep.event("", STAGE, note)
+                warnings.append(note)
 
     def converge(s: _Session) -> _Session:
         def body() -> None:
@@ -247,7 +269,9 @@ def bootstrap(
                 secrets.psk,
                 systemd=s.facts.systemd,
                 userspace=not s.facts.kernel_wg,
+                kernel_esp=s.facts.kernel_esp,
             )
+            s.desired = desired
             for peer in desired.left_out:
                 rep.event(s.node.name, STAGE, f"peer {peer} left out: its public key is not known yet")
             actions = apply_actions(desired, s.facts)
@@ -264,6 +288,8 @@ def bootstrap(
             key=lambda s: s.node.name,
             parallel=parallel,
         )
+        if ipsec:
+            _renew_sas(sessions, rep, parallel)
     finally:
         for s in sessions:
             if s.transport is not None:
@@ -271,7 +297,57 @@ def bootstrap(
     results += [_result(s, gathered.get(s.node.name)) for s in sessions]
     order = {n.name: i for i, n in enumerate(plan.nodes)}
     results.sort(key=lambda r: order.get(r.name, len(order)))
-    return BootstrapResult(results, gathered, warnings, time.monotonic() - started)
+    return BootstrapResult(
+        results, gathered, warnings, time.monotonic() - started, plan=plan, down=tuple(sorted(down))
+    )
+
+
+def _renew_sas(sessions: list[_Session], rep: Reporter, parallel: int) -> None:
+    """Peers of a node whose charon (re)started hold SAs it forgot: their starting side renews them.
+
+    (A fresh IKE SA carries INITIAL_CONTACT, so the restarted side drops nothing it still
+    needs; without this, the stale SAs would only go after dead-peer detection, ~30 s.)
+    """
+    restarted = {
+        s.node.name for s in sessions if s.error is None and any("start charon" in a for a in s.actions)
+    }
+    if not restarted:
+        return
+
+    def renew(s: _Session) -> _Session:
+        def body() -> None:
+            assert s.desired is not None
+            conns = [c for c in s.desired.conns if c.initiator and c.peer in restarted]
+            actions = [
+                Action("sas", f"renew the SAs with {c.peer} (its charon restarted)", renew_script(c))
+                for c in conns
+            ]
+            _run_step(s, actions, rep)
+
+        return _timed(s, body, rep)
+
+    todo = [
+        s
+        for s in sessions
+        if s.error is None
+        and s.desired is not None
+        and any(c.initiator and c.peer in restarted for c in s.desired.conns)
+    ]
+    fan_out(todo, renew, key=lambda s: s.node.name, parallel=parallel)
+
+
+def _carriers(plan: NetworkPlan) -> set[str]:
+    """Gateways and hubs another node could take over from (a second one in the site or network)."""
+    out: set[str] = set()
+    for site in plan.sites:
+        if len(site.gateways) > 1:
+            out.update(site.gateways)
+    hubs = [n.name for n in plan.nodes if n.role == "hub"]
+    if len(hubs) > 1:
+        out.update(hubs)
+    # a relay for NAT-to-NAT pairs is replaced by the next public node
+    out.update(w.rsplit(" ", 1)[-1] for w in plan.warnings if " relayed through " in w)
+    return out
 
 
 def teardown(
@@ -296,8 +372,9 @@ def teardown(
     def clean(s: _Session) -> _Session:
         def body() -> None:
             s.transport = conn(s.host)
-            s.facts = gather(s.transport, paths)
-            desired = desired_state(plan, s.node, inventory, {}, {})
+            s.facts = gather(s.transport, paths, ipsec=plan.transport == "ipsec")
+            # no secrets are needed to take things down: placeholders stand in for the PSKs
+            desired = desired_state(plan, s.node, inventory, {}, dict.fromkeys(plan.pairs(), ""))
             actions = teardown_actions(desired, s.facts)
             if actions:
                 _run_step(s, actions, rep)

@@ -34,6 +34,7 @@ examples:
   cloudcast lab status
   ssh -i /run/cloudcast/lab-cclab/id_ed25519 root@198.19.0.11
   cloudcast lab host-up edge1 --ip 198.19.1.5 --nat nat --lan-index 7
+  cloudcast lab host-up gw1 --ip 198.19.1.6 --lan office --lan-ip 10.1.0.10/24
   cloudcast lab host-down edge1
   cloudcast lab down                        remove every host, router, link and file
 
@@ -107,8 +108,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="create (or check) one host",
         description=(
             "Create one lab host, or leave it as it is when it already exists with the same "
-            "IP, NAT mode and LAN index (a dead one is restarted). A change of any of these "
-            "rebuilds the host from scratch. Creates the lab internet when missing."
+            "IP, NAT mode, LAN index and site LAN (a dead one is restarted). A change of any of "
+            "these rebuilds the host from scratch. Creates the lab internet when missing. "
+            "With --lan, the host also gets `lan0` on a site LAN: a bridge (namespace "
+            "<prefix>-lan.NAME) shared by every host given the same NAME, made with the first "
+            "host and removed with the last."
         ),
         epilog="example: cloudcast lab host-up edge1 --ip 198.19.1.5 --nat double --lan-index 3",
     )
@@ -131,6 +135,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=int,
         metavar="N",
         help="N (1-254) of the host's LAN behind NAT; default: the lowest one free",
+    )
+    host_up.add_argument(
+        "--lan",
+        metavar="NAME",
+        default="",
+        help="also plug the host into site LAN NAME (a bridge shared by the site's hosts) as "
+        "`lan0`; eth0 stays on the internet for SSH (needs --lan-ip)",
+    )
+    host_up.add_argument(
+        "--lan-ip",
+        metavar="A.B.C.D/LEN",
+        default="",
+        help="the host's address on that LAN, with the LAN's prefix length, e.g. 10.1.0.10/24",
     )
     host_up.add_argument(
         "--authorized-key",
@@ -179,7 +196,7 @@ def _state(host: LabHost) -> str:
 
 def _hosts_table(hosts: tuple[LabHost, ...] | list[LabHost]) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("NAME", "STATE", "PUBLIC IP", "PRIVATE IP", "NAT", "PID", "NAMESPACE"):
+    for column in ("NAME", "STATE", "PUBLIC IP", "PRIVATE IP", "NAT", "SITE LAN", "PID", "NAMESPACE"):
         table.add_column(column, no_wrap=True)
     for host in hosts:
         table.add_row(
@@ -188,6 +205,7 @@ def _hosts_table(hosts: tuple[LabHost, ...] | list[LabHost]) -> Table:
             host.public_ip,
             host.private_ip,
             host.nat,
+            f"{host.lan} {host.lan_ip}" if host.lan else "-",
             str(host.pid or "-"),
             host.ns,
         )
@@ -264,14 +282,17 @@ def _host_up(args: argparse.Namespace, env: Environment) -> ExitStatus:
         authorized_keys=tuple(args.authorized_key),
         prefix=_prefix(args, env),
         lan_index=args.lan_index,
+        site_lan=args.lan,
+        lan_ip=args.lan_ip,
     )
     if args.json:
         _print_json(env, host.to_json())
     else:
         behind = "" if host.nat == "none" else f", behind {host.nat} NAT"
+        on_lan = f", LAN {host.lan} {host.lan_ip}" if host.lan else ""
         env.out.print(
             f"lab host {host.name} up: ssh {host.ssh_user}@{host.ssh_host} "
-            f"(private {host.private_ip}{behind}, namespace {host.ns})",
+            f"(private {host.private_ip}{behind}{on_lan}, namespace {host.ns})",
             highlight=False,
             markup=False,
         )

@@ -15,12 +15,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from cloudcast.errors import LabError
-from cloudcast.lab import hosts, internet, nat, netns, proc
+from cloudcast.lab import hosts, internet, lan, nat, netns, proc
 from cloudcast.lab.models import LabHost, LabStatus, LabTeardown
 from cloudcast.lab.registry import (
     HostRecord,
     LabPaths,
     Registry,
+    check_lan,
     check_name,
     check_nat,
     check_public_ip,
@@ -63,6 +64,8 @@ def _to_host(paths: LabPaths, record: HostRecord) -> LabHost:
         ssh_user=SSH_USER,
         nat=record.nat,
         lan_index=record.lan_index,
+        lan=record.lan,
+        lan_ip=record.lan_ip,
         pid=record.pid,
         alive=hosts.is_alive(record.pid, netns.inode(ns)),
         cut=record.cut,
@@ -103,25 +106,30 @@ def host_up(
     authorized_keys: Sequence[str] = (),
     prefix: str | None = None,
     lan_index: int | None = None,
+    site_lan: str = "",
+    lan_ip: str = "",
 ) -> LabHost:
     """Make sure host `name` exists with this public IP and NAT mode, and that sshd runs.
 
-    Idempotent: the same arguments change nothing. A changed IP, NAT mode or LAN index
-    rebuilds the host from scratch (new host key); a host whose sshd died is restarted
+    Idempotent: the same arguments change nothing. A changed IP, NAT mode, LAN index or site
+    LAN rebuilds the host from scratch (new host key); a host whose sshd died is restarted
     with its /etc (and host key) kept. Creates the lab internet when it is missing.
-    `lan_index` (1-254) picks N of the host's LAN 100.64.N.0/24 (100.65.N.0/24 behind double
-    NAT); by default the lowest one free.
+    `lan_index` (1-254) picks N of the host's NAT LAN 100.64.N.0/24 (100.65.N.0/24 behind double
+    NAT); by default the lowest one free. `site_lan` and `lan_ip` (both or neither) plug the
+    host into the site LAN of that name (a bridge shared by the site's hosts) as `lan0` with
+    address `lan_ip` (A.B.C.D/LEN); `eth0` on the internet stays, for SSH.
     """
     paths = _paths(prefix)
     check_name(name)
     address = str(check_public_ip(public_ip))
     mode = check_nat(nat)
+    site = check_lan(site_lan, lan_ip)
     if lan_index is not None and not 1 <= lan_index <= 254:
         raise LabError(f"invalid LAN index {lan_index}: use 1-254")
     keys = tuple(k.strip() for k in authorized_keys if k.strip())
     with locked(paths):
         registry = Registry.load(paths)
-        record = _host_up_locked(paths, registry, name, address, mode, keys, lan_index)
+        record = _host_up_locked(paths, registry, name, address, mode, keys, lan_index, site)
         return _to_host(paths, record)
 
 
@@ -140,15 +148,20 @@ def _host_up_locked(
     mode: str,
     keys: tuple[str, ...],
     lan_index: int | None,
+    site: tuple[str, str] = ("", ""),
 ) -> HostRecord:
     controller_pub = _prepare_lab(paths)
     mode = check_nat(mode)
+    site_lan, lan_ip = site
     for other in registry.hosts.values():
         if other.name != name and other.public_ip == address:
             raise LabError(
                 f"lab public IP {address} already belongs to host {other.name}",
                 hint="give each lab host its own address in 198.18.0.0/15",
             )
+        same_lan = other.name != name and bool(site_lan) and other.lan == site_lan
+        if same_lan and other.lan_ip.split("/")[0] == lan_ip.split("/")[0]:
+            raise LabError(f"LAN {site_lan}: address {lan_ip} already belongs to host {other.name}")
     existing = registry.hosts.get(name)
     if mode == "none":
         want_lan = 0
@@ -164,6 +177,7 @@ def _host_up_locked(
         and existing.public_ip == address
         and existing.nat == mode
         and existing.lan_index == want_lan
+        and (existing.lan, existing.lan_ip) == (site_lan, lan_ip)
     )
     if existing is not None and same_shape and _network_intact(paths, existing):
         record = existing
@@ -188,6 +202,8 @@ def _host_up_locked(
         link_index=link_index,
         authorized_keys=keys,
         cut=existing.cut if existing is not None and same_shape else False,
+        lan=site_lan,
+        lan_ip=lan_ip,
     )
     registry.hosts[name] = record
     registry.save()
@@ -201,12 +217,15 @@ def _host_up_locked(
         raise
     registry.hosts[name] = record
     registry.save()
+    _remove_unused_lans(paths, registry)
     return record
 
 
 def _network_intact(paths: LabPaths, record: HostRecord) -> bool:
     namespaces = [paths.host_ns(record.name), *_router_names(paths, record)]
     if any(netns.inode(ns) is None for ns in namespaces):
+        return False
+    if record.lan and not lan.attached(paths, record.lan, record.link_index):
         return False
     return internet.links_on_system(paths).issuperset({record.link_index})
 
@@ -219,6 +238,8 @@ def _build_network(paths: LabPaths, record: HostRecord) -> None:
         nat.build(paths, hops, host_ns, record.link_index)
     else:
         internet.attach(paths, record.link_index, host_ns, "eth0", record.public_ip)
+    if record.lan:
+        lan.attach(paths, record.lan, record.link_index, host_ns, record.lan_ip)
     if record.cut:
         internet.cut(paths, record.public_ip)
 
@@ -263,7 +284,16 @@ def host_down(name: str, prefix: str | None = None) -> bool:
         _remove_host(paths, name, record, wipe=True)
         if record is not None:
             registry.save()
+        _remove_unused_lans(paths, registry)
         return found
+
+
+def _remove_unused_lans(paths: LabPaths, registry: Registry) -> None:
+    """A site LAN lives as long as some host is on it."""
+    used = {rec.lan for rec in registry.hosts.values() if rec.lan}
+    for name in lan.lan_names(paths):
+        if name not in used:
+            lan.remove(paths, name)
 
 
 def up(hosts: int = 0, nat: int = 0, double_nat: int = 0, prefix: str | None = None) -> list[LabHost]:
@@ -291,7 +321,8 @@ def up(hosts: int = 0, nat: int = 0, double_nat: int = 0, prefix: str | None = N
             name = f"host{i}"
             existing = registry.hosts.get(name)
             keys = existing.authorized_keys if existing is not None else ()
-            record = _host_up_locked(paths, registry, name, str(FIRST_IP + i), mode, keys, None)
+            site = (existing.lan, existing.lan_ip) if existing is not None else ("", "")
+            record = _host_up_locked(paths, registry, name, str(FIRST_IP + i), mode, keys, None, site)
             made.append(_to_host(paths, record))
         return made
 

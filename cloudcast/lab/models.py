@@ -12,7 +12,8 @@ class LabHost:
 
     `ssh_host`/`ssh_port` is where the controller connects (the public IP, port 22; behind
     NAT the routers DNAT tcp/22 to the host). `private_ip` is the host's own `eth0` address:
-    the public IP without NAT, 100.64.N.2 behind NAT, 100.65.N.2 behind double NAT.
+    the public IP without NAT, 100.64.N.2 behind NAT, 100.65.N.2 behind double NAT. `lan` and
+    `lan_ip` name the site LAN the host is on (as `lan0`) and its address there ("" for none).
     """
 
     name: str
@@ -24,6 +25,8 @@ class LabHost:
     ssh_user: str
     nat: str
     lan_index: int
+    lan: str
+    lan_ip: str
     pid: int | None
     alive: bool
     cut: bool
@@ -45,6 +48,8 @@ class LabHost:
             "ssh_user": self.ssh_user,
             "nat": self.nat,
             "lan_index": self.lan_index,
+            "lan": self.lan,
+            "lan_ip": self.lan_ip,
             "pid": self.pid,
             "alive": self.alive,
             "cut": self.cut,

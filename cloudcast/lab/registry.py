@@ -38,6 +38,7 @@ ROOT_IP = ipaddress.IPv4Address("198.18.0.2")  # the root namespace's one addres
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,10}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,38}[A-Za-z0-9])?$")
 _ROUTER_SUFFIX_RE = re.compile(r"-r[0-9]+$")
+_LAN_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38}[A-Za-z0-9])?$")
 
 
 def resolve_prefix(prefix: str | None) -> str:
@@ -72,6 +73,27 @@ def check_public_ip(text: str) -> ipaddress.IPv4Address:
             hint="the lab hands out 198.19.0.11, 198.19.0.12, ...",
         )
     return address
+
+
+def check_lan(lan: str, lan_ip: str) -> tuple[str, str]:
+    """A LAN name (a site name) and an interface address in it, both given or both empty."""
+    if not lan and not lan_ip:
+        return "", ""
+    if not lan or not lan_ip:
+        raise LabError("--lan and --lan-ip go together: the LAN's name and the host's address on it")
+    if not _LAN_RE.match(lan):
+        raise LabError(f"invalid LAN name {lan!r}: use letters, digits and '-' (at most 40)")
+    try:
+        iface = ipaddress.IPv4Interface(lan_ip)
+    except ValueError as exc:
+        raise LabError(f"invalid LAN address {lan_ip!r}: use A.B.C.D/LEN, e.g. 10.1.0.10/24") from exc
+    net = iface.network
+    if "/" not in lan_ip or net.prefixlen > 30 or iface.ip in (net.network_address, net.broadcast_address):
+        raise LabError(f"invalid LAN address {lan_ip!r}: a host address with a prefix of at most /30")
+    for reserved in (INTERNET, ipaddress.IPv4Network("100.64.0.0/10"), ipaddress.IPv4Network("127.0.0.0/8")):
+        if net.overlaps(reserved):
+            raise LabError(f"LAN {lan} ({net}) overlaps {reserved}, which the lab uses itself")
+    return lan, str(iface)
 
 
 def check_nat(nat: str) -> NatMode:
@@ -124,6 +146,10 @@ class LabPaths:
     def host_dir(self, name: str) -> Path:
         return self.state_dir / "hosts" / name
 
+    def lan_ns(self, lan: str) -> str:
+        """The namespace holding LAN `lan`'s bridge (a '.' no host name can contain)."""
+        return f"{self.prefix}-lan.{lan}"
+
     @property
     def marker(self) -> str:
         """A string in the command line of every process the lab starts."""
@@ -143,6 +169,8 @@ class HostRecord:
     pid: int | None = None  # sshd, PID 1 of the host
     cut: bool = False
     created: float = field(default_factory=time.time)
+    lan: str = ""  # the site LAN the host has a second interface (`lan0`) on; "" for none
+    lan_ip: str = ""  # its address there with the prefix length, e.g. 10.1.0.10/24
 
     @property
     def private_ip(self) -> str:
@@ -169,6 +197,8 @@ class HostRecord:
             pid=None if data.get("pid") is None else int(data["pid"]),
             cut=bool(data.get("cut", False)),
             created=float(data.get("created", 0.0)),
+            lan=str(data.get("lan", "")),
+            lan_ip=str(data.get("lan_ip", "")),
         )
 
     def with_(self, **changes: Any) -> HostRecord:

@@ -16,6 +16,7 @@ from cloudcast.pipeline.context import Context, aws_sites
 from cloudcast.pipeline.hosts import inventory
 from cloudcast.pipeline.plan import PlanResult, run_plan
 from cloudcast.pipeline.tfevents import terraform_sink
+from cloudcast.plan import build_plan
 from cloudcast.plan.model import NetworkPlan
 from cloudcast.routes.aws import RoutesResult, program, routed_sites
 from cloudcast.spec.models import Provider
@@ -104,9 +105,19 @@ def apply(
 
         pool = Pool(lambda host: (new if host.name in rebuilt else known)(host))
         try:
+            # a gateway or hub found down is planned around: its standby takes over
+            allocations = state.allocations
             result.bootstrap = boot = bootstrap(
-                plan, inv, secrets, state, ctx.workdir, reporter=rep, connect=pool.connect
+                plan,
+                inv,
+                secrets,
+                state,
+                ctx.workdir,
+                reporter=rep,
+                connect=pool.connect,
+                replan=lambda down: build_plan(ctx.spec, allocations, down=down)[0],
             )
+            live = boot.plan or plan
             state.public_keys.update(boot.public_keys)
             if not boot.failed:
                 state.applied = {"plan": plan.to_dict(), "digest": plan.digest()}
@@ -114,7 +125,9 @@ def apply(
             if not boot.changed and not boot.failed:
                 rep.event("", "bootstrap", "every host already up to date; nothing changed")
             if not skip_verify:
-                result.verify = verify(plan, inv, ctx.workdir, reporter=rep, connect=pool.connect)
+                result.verify = verify(
+                    live, inv, ctx.workdir, reporter=rep, connect=pool.connect, down=boot.down
+                )
         finally:
             pool.close_all()
         matrix = result.verify.render_matrix() if result.verify is not None else ""

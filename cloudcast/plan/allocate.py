@@ -7,7 +7,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 from cloudcast.errors import PlanError
 from cloudcast.plan.model import Allocations
-from cloudcast.spec.models import Provider, Spec
+from cloudcast.spec.models import Provider, Site, Spec, Topology
 
 # Lab hosts made from specs live in 198.18.1.0 and up; `cloudcast lab up` hosts use 198.19/16.
 LAB_BASE = IPv4Address("198.18.1.10")
@@ -79,11 +79,23 @@ def _site_cidrs(spec: Spec, previous: Allocations) -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
+def has_lan(spec: Spec, site: Site) -> bool:
+    """Whether a site gets provider-private addresses planned by cloudcast.
+
+    AWS and Linode let us pick them. A lab site is a LAN (a bridge in the site CIDR, `lan0` on
+    every host) exactly when the topology routes sites through gateways or hubs: members need
+    it as their data path. Mesh lab sites have none: every node is on the overlay itself.
+    """
+    if site.provider in (Provider.AWS, Provider.LINODE):
+        return True
+    return site.provider is Provider.LAB and spec.network.topology is not Topology.MESH
+
+
 def _private(spec: Spec, previous: Allocations, allocated: dict[str, str]) -> dict[str, str]:
-    """Provider-private addresses for providers that let us pick them (AWS, Linode)."""
+    """Provider-private addresses for the sites `has_lan` names (AWS, Linode, lab LANs)."""
     out: dict[str, str] = {}
     for site in spec.sites:
-        if site.provider not in (Provider.AWS, Provider.LINODE):
+        if not has_lan(spec, site):
             continue
         cidr = site.cidr or IPv4Network(allocated[site.name])
         names = [n.name for n in site.nodes]

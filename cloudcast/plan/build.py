@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from cloudcast.plan.allocate import allocate, lab_ip
@@ -29,15 +30,32 @@ class _N:
     role: Role
     vpn: bool
     routed: tuple[str, ...]  # CIDRs this node carries besides its own /32
+    down: bool = False  # known to be unreachable: never chosen to carry or relay for others
 
 
-def build_plan(spec: Spec, previous: Allocations | None = None) -> tuple[NetworkPlan, Allocations]:
-    """Plan the network; returns the plan and the allocations to record for next time."""
+def build_plan(
+    spec: Spec, previous: Allocations | None = None, *, down: Collection[str] = ()
+) -> tuple[NetworkPlan, Allocations]:
+    """Plan the network; returns the plan and the allocations to record for next time.
+
+    `down`: nodes known to be unreachable (e.g. found so by the bootstrapper). A site's first
+    live gateway (or hub) becomes its primary: it carries the site CIDR and routes the site's
+    members, spokes route through the first live hub, and NAT-to-NAT pairs are relayed by the
+    first live public node. Addresses and peers do not change, only who carries what.
+    """
     alloc = allocate(spec, previous or Allocations())
     topo = spec.network.topology
     site_cidr = {s.name: str(s.cidr) if s.cidr else alloc.sites[s.name] for s in spec.sites}
-    gateways = {s.name: _gateways(s, topo) for s in spec.sites}
+    dead = frozenset(down)
+    gateways = {s.name: _gateways(s, topo, dead) for s in spec.sites}
     warnings: list[str] = []
+    for site in spec.sites:
+        gws = gateways[site.name]
+        if len(gws) > 1 and gws[-1] in dead and gws[0] not in dead:
+            warnings.append(f"{gws[-1]} is down: site {site.name} fails over to {gws[0]}")
+    hubs = [n.name for _, n in spec.all_nodes() if n.role is Role.HUB and topo is Topology.HUB]
+    if len(hubs) == 2 and hubs[0] in dead and hubs[1] not in dead:
+        warnings.append(f"{hubs[0]} is down: spokes fail over to hub {hubs[1]}")
 
     nodes: dict[str, _N] = {}
     for site in spec.sites:
@@ -45,7 +63,7 @@ def build_plan(spec: Spec, previous: Allocations | None = None) -> tuple[Network
         for node in site.nodes:
             vpn = topo is Topology.MESH or node.name in gateways[site.name] or not gateways[site.name]
             routed = (site_cidr[site.name],) if node.name == primary and topo is not Topology.MESH else ()
-            nodes[node.name] = _N(node.name, site.name, _nat(node), node.role, vpn, routed)
+            nodes[node.name] = _N(node.name, site.name, _nat(node), node.role, vpn, routed, node.name in dead)
 
     links, relays = _links(spec, nodes, alloc, site_cidr, warnings)
 
@@ -127,12 +145,13 @@ def _nat(node: Node) -> NatMode:
     return "nat" if node.behind_nat else "none"
 
 
-def _gateways(site: Site, topo: Topology) -> tuple[str, ...]:
+def _gateways(site: Site, topo: Topology, down: frozenset[str] = frozenset()) -> tuple[str, ...]:
+    """The site's hubs then gateways, live ones first: the first is the site's primary."""
     if topo is Topology.MESH:
         return ()
     hubs = [n.name for n in site.nodes if n.role is Role.HUB]
     gws = [n.name for n in site.nodes if n.role is Role.GATEWAY]
-    return tuple(hubs + gws)
+    return tuple(sorted(hubs + gws, key=lambda name: name in down))
 
 
 def _lab_shape(alloc: Allocations, node: Node, nat: NatMode) -> LabShape:
@@ -160,7 +179,8 @@ def _links(
     carried: dict[str, list[str]] = {n.name: [f"{alloc.overlay[n.name]}/32", *n.routed] for n in vpn}
     pairs: list[tuple[_N, _N]] = []
     if topo is Topology.HUB:
-        hubs = [n for n in vpn if n.role is Role.HUB]
+        # the first live hub is the primary; a standby hub carries only its own addresses
+        hubs = sorted((n for n in vpn if n.role is Role.HUB), key=lambda n: n.down)
         spokes = [n for n in vpn if n.role is not Role.HUB]
         pairs = [(h, s) for h in hubs for s in spokes]
         pairs += [(a, b) for i, a in enumerate(hubs) for b in hubs[i + 1 :]]
@@ -168,7 +188,7 @@ def _links(
         pairs = [(a, b) for i, a in enumerate(vpn) for b in vpn[i + 1 :]]
 
     relays: set[str] = set()
-    relay = next((n for n in sorted(vpn, key=lambda n: n.name) if n.nat == "none"), None)
+    relay = next((n for n in sorted(vpn, key=lambda n: (n.down, n.name)) if n.nat == "none"), None)
     # extra CIDRs a node's link to its relay (or a spoke's link to its hub) must carry
     via: dict[tuple[str, str], list[str]] = {}
     direct: list[tuple[_N, _N]] = []
@@ -184,8 +204,8 @@ def _links(
         else:
             direct.append((a, b))
     if topo is Topology.HUB:
-        # a spoke reaches every other spoke through its (first) hub
-        hubs = [n for n in vpn if n.role is Role.HUB]
+        # a spoke reaches every other spoke through the primary hub
+        hubs = sorted((n for n in vpn if n.role is Role.HUB), key=lambda n: n.down)
         if hubs:
             for s in (n for n in vpn if n.role is not Role.HUB):
                 others = [
@@ -196,7 +216,10 @@ def _links(
     links: dict[str, list[Link]] = {n.name: [] for n in vpn}
     for a, b in direct:
         for me, peer in ((a, b), (b, a)):
-            allowed = carried[peer.name] + via.get((me.name, peer.name), [])
+            # a node is on its own site's network: it never routes that CIDR into the tunnel
+            allowed = [
+                c for c in carried[peer.name] + via.get((me.name, peer.name), []) if c != site_cidr[me.site]
+            ]
             links[me.name].append(
                 Link(
                     peer=peer.name,

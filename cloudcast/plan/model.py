@@ -71,7 +71,7 @@ class NodePlan:
     forwards: bool  # routes traffic for others: sysctls on, forwarding allowed
     size: str | None
     image: str | None
-    private_ip: str | None  # planned provider-private address (aws, linode); None: observed
+    private_ip: str | None  # planned provider-private address (aws, linode, lab LAN); None: observed
     gateway: str | None  # members of a gateways/hub site: the node they route through
     routes: tuple[str, ...]  # CIDRs a member routes via its gateway
     lab: LabShape | None

@@ -1,4 +1,8 @@
-"""Prove the overlay: from every VPN node, ping every other node's overlay address.
+"""Prove the overlay: from every node, ping every other node.
+
+VPN nodes are probed at their overlay address; members of a gateways/hub site (which run no
+VPN) at their private (LAN) address, so member-to-member pairs prove the site LANs reach each
+other through the gateways, and gateway-to-remote-member pairs the routes behind them.
 
 Each node runs all of its probes in one SSH command (in parallel on the host), and nodes are
 probed in parallel. A pair is retried for a few seconds before it counts as down: a fresh
@@ -9,11 +13,13 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cloudcast.bootstrap.fanout import fan_out
+from cloudcast.bootstrap.paths import LIBIPSEC_MTU
 from cloudcast.bootstrap.run import Connector, Reporter, connector
 from cloudcast.errors import CloudcastError
 from cloudcast.inventory.hosts import Inventory
@@ -38,6 +44,7 @@ class Probe:
 class VerifyResult:
     nodes: list[str]
     mtu: int
+    lans: bool = False  # members (at their LAN addresses) are part of the matrix
     matrix: dict[str, dict[str, Probe]] = field(default_factory=dict)  # src -> dst -> probe
     errors: dict[str, str] = field(default_factory=dict)  # src nodes that could not be probed
     seconds: float = 0.0
@@ -67,7 +74,8 @@ class VerifyResult:
             lines.append((f"{src:<{width}} " + " ".join(cells)).rstrip())
         total = sum(len(row) for row in self.matrix.values())
         bad = self.failed_pairs
-        lines.append(f"{total - len(bad)}/{total} pairs reachable over the overlay")
+        over = "the overlay and site LANs" if self.lans else "the overlay"
+        lines.append(f"{total - len(bad)}/{total} pairs reachable over {over}")
         if bad:
             lines.append("unreachable: " + ", ".join(f"{a}->{b}" for a, b in bad))
         mtu_bad = self.mtu_failed_pairs
@@ -156,20 +164,26 @@ def verify(
     connect_budget: float = 10.0,
     reporter: Reporter | None = None,
     connect: Connector | None = None,
+    down: Collection[str] = (),
 ) -> VerifyResult:
-    """Probe every ordered pair of VPN nodes over the overlay; never raises for one node."""
+    """Probe every ordered pair of nodes (see the module docstring); never raises for one node."""
     started = time.monotonic()
     conn = connect or connector(workdir, known_hosts, connect_budget=connect_budget)
-    vpn = [n for n in plan.nodes if n.vpn]
-    addr = {n.name: n.overlay_ip for n in vpn}
-    result = VerifyResult(nodes=[n.name for n in vpn], mtu=plan.mtu)
+    addr = probe_addresses(plan, inventory)
+    # kernel-libipsec's TUN device has a fixed MTU (1400): IPsec is probed at that size
+    mtu = min(plan.mtu, LIBIPSEC_MTU) if plan.transport == "ipsec" else plan.mtu
+    result = VerifyResult(
+        nodes=[n.name for n in plan.nodes if n.name in addr],
+        mtu=mtu,
+        lans=any(not n.vpn for n in plan.nodes if n.name in addr),
+    )
     known = {h.name for h in inventory.hosts}
 
     def run(name: str) -> dict[str, Probe]:
         others = [n for n in result.nodes if n != name]
         if not others:
             return {}
-        script = probe_script([addr[o] for o in others], mtu=plan.mtu, retry_seconds=retry_seconds)
+        script = probe_script([addr[o] for o in others], mtu=mtu, retry_seconds=retry_seconds)
         transport = conn(inventory.host(name))
         try:
             out = transport.run("sh -s", stdin=script.encode(), timeout=retry_seconds + 30)
@@ -182,7 +196,9 @@ def verify(
             reporter.event(name, STAGE, f"{good}/{len(row)} peers reachable")
         return row
 
-    outcomes = fan_out([n for n in result.nodes if n in known], run, key=lambda n: n, parallel=parallel)
+    # nodes the bootstrapper found down are not connected to again (they are probed as targets)
+    sources = [n for n in result.nodes if n in known and n not in down]
+    outcomes = fan_out(sources, run, key=lambda n: n, parallel=parallel)
     for src in result.nodes:
         others = [n for n in result.nodes if n != src]
         outcome = outcomes.get(src)
@@ -191,7 +207,7 @@ def verify(
             continue
         err = outcome.error if outcome is not None else None
         message = (
-            "not in the inventory"
+            ("down (unreachable over SSH)" if src in down else "not in the inventory")
             if err is None
             else err.message
             if isinstance(err, CloudcastError)
@@ -203,3 +219,18 @@ def verify(
             reporter.event(src, STAGE, f"cannot probe from here: {message}")
     result.seconds = time.monotonic() - started
     return result
+
+
+def probe_addresses(plan: NetworkPlan, inventory: Inventory) -> dict[str, str]:
+    """Node -> the address others probe: overlay for VPN nodes, the private one for members."""
+    known = {h.name: h for h in inventory.hosts}
+    out: dict[str, str] = {}
+    for node in plan.nodes:
+        if node.vpn:
+            out[node.name] = node.overlay_ip
+            continue
+        host = known.get(node.name)
+        address = node.private_ip or (host.private_ip if host else None)
+        if address:
+            out[node.name] = address
+    return out

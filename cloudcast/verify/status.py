@@ -1,13 +1,19 @@
-"""Live tunnel state per node from `wg show IF dump`, like `weave status peers`."""
+"""Live tunnel state per node, like `weave status peers`.
+
+WireGuard: `wg show IF dump` (latest handshake, transfer). IPsec: `swanctl --list-sas` (IKE SA
+state and age, child SAs installed out of those planned, bytes through them).
+"""
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from cloudcast.bootstrap.desired import ipsec_conns
 from cloudcast.bootstrap.facts import PeerFact, parse_facts
 from cloudcast.bootstrap.fanout import fan_out
 from cloudcast.bootstrap.run import Connector, connector
@@ -24,12 +30,17 @@ class PeerStatus:
     name: str  # the node this key belongs to, or the key itself when unknown
     public_key: str
     endpoint: str | None
-    handshake_age: int | None  # seconds since the latest handshake; None: never
+    handshake_age: int | None  # seconds since the latest handshake (IPsec: IKE SA age); None: never
     rx: int
     tx: int
+    state: str | None = None  # IPsec: the IKE SA's state (ESTABLISHED, CONNECTING...); None: WireGuard
+    children: int | None = None  # IPsec: child SAs planned for this peer
+    children_up: int | None = None  # IPsec: child SAs INSTALLED
 
     @property
     def stale(self) -> bool:
+        if self.state is not None or self.children is not None:
+            return self.state != "ESTABLISHED" or (self.children_up or 0) < (self.children or 0)
         return self.handshake_age is None or self.handshake_age > STALE_AFTER
 
     def to_dict(self) -> dict[str, Any]:
@@ -41,6 +52,11 @@ class PeerStatus:
             "rx": self.rx,
             "tx": self.tx,
             "stale": self.stale,
+            **(
+                {"state": self.state, "children": self.children, "children_up": self.children_up}
+                if self.children is not None
+                else {}
+            ),
         }
 
 
@@ -78,12 +94,20 @@ class StatusResult:
                 lines.append(f"{node.name}: {node.error}")
                 continue
             if not node.up:
-                lines.append(f"{node.name}: interface down")
+                lines.append(f"{node.name}: {node.error or 'interface down'}")
                 continue
             lines.append(f"{node.name}:")
             for p in node.peers:
                 age = "never" if p.handshake_age is None else f"{p.handshake_age}s ago"
                 flag = "  STALE" if p.stale else ""
+                if p.children is not None:
+                    sas = f"{p.children_up or 0}/{p.children} child SAs"
+                    lines.append(
+                        f"  {p.name:<16} {p.endpoint or '(no endpoint)':<24} {p.state or 'no IKE SA':<12} "
+                        f"{'established ' + age if p.handshake_age is not None else '':<20} {sas:<14} "
+                        f"rx {_size(p.rx):>9} tx {_size(p.tx):>9}{flag}"
+                    )
+                    continue
                 lines.append(
                     f"  {p.name:<16} {p.endpoint or '(no endpoint)':<24} handshake {age:<10} "
                     f"rx {_size(p.rx):>9} tx {_size(p.tx):>9}{flag}"
@@ -110,6 +134,65 @@ if ip link show dev {i} >/dev/null 2>&1; then
 fi
 echo "now=$(date +%s)"
 """
+
+
+def ipsec_status_script() -> str:
+    return """
+if swanctl --stats >/dev/null 2>&1; then
+  echo iface=1
+  swanctl --list-sas 2>/dev/null | sed 's/^/sa\t/'
+fi
+echo "now=$(date +%s)"
+"""
+
+
+_IKE = re.compile(r"^(\S+): #\d+, ([A-Z_]+), IKEv\d")
+_REMOTE = re.compile(r"^  remote '[^']*' @ (\S+)\[\d+\]")
+_ESTABLISHED = re.compile(r"^  established (\d+)s ago")
+_CHILD = re.compile(r"^  (\S+): #\d+, reqid \d+, ([A-Z_]+),")
+_BYTES = re.compile(r"^    (in|out) +\S+, +(\d+) bytes")
+
+
+@dataclass
+class _Sa:
+    state: str
+    endpoint: str | None = None
+    age: int | None = None
+    up: set[str] = field(default_factory=set)
+    rx: int = 0
+    tx: int = 0
+
+
+def parse_sas(text: str) -> dict[str, PeerStatus]:
+    """Connection name -> state from `swanctl --list-sas` (lines prefixed `sa<TAB>`)."""
+    found: dict[str, _Sa] = {}
+    sa: _Sa | None = None
+    for raw in text.splitlines():
+        if not raw.startswith("sa\t"):
+            continue
+        line = raw[3:]
+        if m := _IKE.match(line):
+            sa = found.setdefault(m.group(1), _Sa(m.group(2)))
+            if m.group(2) == "ESTABLISHED":  # of duplicate IKE SAs, an established one counts
+                sa.state = "ESTABLISHED"
+        elif sa is None:
+            continue
+        elif m := _REMOTE.match(line):
+            sa.endpoint = m.group(1)
+        elif m := _ESTABLISHED.match(line):
+            sa.age = int(m.group(1)) if sa.age is None else min(sa.age, int(m.group(1)))
+        elif m := _CHILD.match(line):
+            if m.group(2) == "INSTALLED":
+                sa.up.add(m.group(1))
+        elif m := _BYTES.match(line):
+            if m.group(1) == "in":
+                sa.rx += int(m.group(2))
+            else:
+                sa.tx += int(m.group(2))
+    return {
+        name: PeerStatus(name, "", x.endpoint, x.age, x.rx, x.tx, state=x.state, children_up=len(x.up))
+        for name, x in found.items()
+    }
 
 
 def peer_status(peer: PeerFact, now: int, names: Mapping[str, str]) -> PeerStatus:
@@ -151,8 +234,27 @@ def status(
         peers = tuple(peer_status(p, facts.now, names) for p in facts.peers)
         return NodeStatus(name, facts.iface, tuple(sorted(peers, key=lambda p: p.name)))
 
+    def one_ipsec(name: str) -> NodeStatus:
+        transport = conn(inventory.host(name))
+        try:
+            out = transport.run("sh -s", stdin=ipsec_status_script().encode(), timeout=30)
+        finally:
+            transport.close()
+        running = "iface=1" in out.stdout.splitlines()
+        if not running:
+            return NodeStatus(name, False, error="charon is not running")
+        sas = parse_sas(out.stdout)
+        planned = ipsec_conns(plan, plan.node(name), inventory, dict.fromkeys(plan.pairs(), ""))
+        peers = []
+        for c in planned:
+            live = sas.get(c.name)
+            base = live or PeerStatus(c.peer, "", c.remote_addr, None, 0, 0, state=None, children_up=0)
+            peers.append(replace(base, name=c.peer, children=len(c.children)))
+        return NodeStatus(name, running, tuple(sorted(peers, key=lambda p: p.name)))
+
     vpn = [n.name for n in plan.nodes if n.vpn]
-    outcomes = fan_out([n for n in vpn if n in known], one, key=lambda n: n, parallel=parallel)
+    probe = one_ipsec if plan.transport == "ipsec" else one
+    outcomes = fan_out([n for n in vpn if n in known], probe, key=lambda n: n, parallel=parallel)
     result = StatusResult()
     for name in vpn:
         outcome = outcomes.get(name)

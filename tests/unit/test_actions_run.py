@@ -294,11 +294,11 @@ def test_teardown_only_touches_the_named_hosts(tmp_path: Path) -> None:
     assert result.hosts[0].actions == ["remove /etc/wireguard/cc0.key"]
 
 
-def test_ipsec_is_refused_up_front(tmp_path: Path) -> None:
-    plan = replace(lab_plan(), transport="ipsec")
+def test_unknown_transport_is_refused_up_front(tmp_path: Path) -> None:
+    plan = replace(lab_plan(), transport="openvpn")
 
     def connect(host: Host) -> FakeHost:
         raise AssertionError("no host may be touched")
 
-    with pytest.raises(BootstrapError, match="ipsec"):
+    with pytest.raises(BootstrapError, match="openvpn"):
         bootstrap(plan, lab_inventory(plan), Secrets(), State(), WorkDir(tmp_path), connect=connect)

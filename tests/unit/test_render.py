@@ -242,8 +242,8 @@ def test_gateway_member_gets_routes_via_its_gateway_and_no_tunnel() -> None:
     routes = d.file("/etc/cloudcast/cc0-routes.sh")
     assert routes is not None and routes.mode == 0o700
     assert routes.content.decode().splitlines()[-2:] == [
-        "ip route replace 10.16.0.0/24 via 10.20.0.5",
-        "ip route replace 10.30.0.0/24 via 10.20.0.5",
+        "ip route replace 10.16.0.0/24 via 10.20.0.5 proto 241",
+        "ip route replace 10.30.0.0/24 via 10.20.0.5 proto 241",
     ]
     # members are named by their private address: the overlay address is not theirs
     assert "10.20.0.6 app1.vpc.internal app1" in d.hosts_block

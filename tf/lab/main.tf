@@ -3,12 +3,17 @@
 # downloaded. A destroy provisioner may only read `self`, so `input` carries everything.
 
 locals {
-  private_ip = {
+  # the host's own eth0 address
+  underlay_ip = {
     for name, n in var.nodes : name => (
       n.nat == "nat" ? "100.64.${n.lan_index}.2" :
       n.nat == "double" ? "100.65.${n.lan_index}.2" :
       n.public_ip
     )
+  }
+  # on a site LAN, the provider-private address is the LAN one (as in a VPC)
+  private_ip = {
+    for name, n in var.nodes : name => n.lan_ip != "" ? split("/", n.lan_ip)[0] : local.underlay_ip[name]
   }
 }
 
@@ -24,20 +29,26 @@ resource "terraform_data" "node" {
     nat            = each.value.nat
     lan_index      = each.value.nat == "none" ? 0 : each.value.lan_index
     private_ip     = local.private_ip[each.key]
+    lan            = each.value.lan
+    lan_ip         = each.value.lan_ip
     ns             = "${var.lab_prefix}-${each.key}"
     lab_prefix     = var.lab_prefix
     lab_command    = var.lab_command
     ssh_public_key = var.ssh_public_key
   }
 
-  # A new address, NAT shape or key is a new machine, as a changed instance would be.
-  triggers_replace = [
-    var.lab_prefix,
-    each.value.public_ip,
-    each.value.nat,
-    each.value.nat == "none" ? 0 : each.value.lan_index,
-    var.ssh_public_key,
-  ]
+  # A new address, NAT shape, site LAN or key is a new machine, as a changed instance would be.
+  # (The LAN joins the list only when set, so hosts without one keep their old triggers.)
+  triggers_replace = concat(
+    [
+      var.lab_prefix,
+      each.value.public_ip,
+      each.value.nat,
+      each.value.nat == "none" ? 0 : each.value.lan_index,
+      var.ssh_public_key,
+    ],
+    each.value.lan == "" ? [] : [each.value.lan, each.value.lan_ip],
+  )
 
   provisioner "local-exec" {
     # Every argument single-quoted for /bin/sh.
@@ -46,6 +57,7 @@ resource "terraform_data" "node" {
         self.input.lab_command,
         ["lab", "host-up", self.input.name, "--ip", self.input.public_ip, "--nat", self.input.nat],
         self.input.nat == "none" ? [] : ["--lan-index", tostring(self.input.lan_index)],
+        self.input.lan == "" ? [] : ["--lan", self.input.lan, "--lan-ip", self.input.lan_ip],
         self.input.ssh_public_key == "" ? [] : ["--authorized-key", self.input.ssh_public_key],
       ) : "'${replace(arg, "'", "'\\''")}'"
     ])

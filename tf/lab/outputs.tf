@@ -1,5 +1,5 @@
 output "nodes" {
-  description = "Per node: name, public_ip, private_ip (the host's own eth0 address), ssh_host, ssh_port, ssh_user, instance_id (lab:<namespace>), eni_id (always \"\")."
+  description = "Per node: name, public_ip, private_ip (its site-LAN address when on a LAN, else the host's own eth0 address), ssh_host, ssh_port, ssh_user, instance_id (lab:<namespace>), eni_id (always \"\")."
   value = {
     for name, node in terraform_data.node : name => {
       name        = node.output.name

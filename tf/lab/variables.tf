@@ -47,12 +47,16 @@ variable "nodes" {
     Lab hosts by node name. public_ip: in 198.18.0.0/15 (not 198.18.0.1/.2), unique.
     nat: "none", "nat" or "double". lan_index: N (1-254) of the host's LAN behind NAT
     (100.64.N.0/24; 100.65.N.0/24 behind double NAT); ignored without NAT. role: recorded only.
+    lan / lan_ip: the site LAN the host joins as `lan0` (a bridge shared by every host with the
+    same lan) and its address there with the prefix length, e.g. "10.1.0.10/24"; both or neither.
   EOT
   type = map(object({
     public_ip = string
     nat       = optional(string, "none")
     role      = optional(string, "member")
     lan_index = optional(number, 0)
+    lan       = optional(string, "")
+    lan_ip    = optional(string, "")
   }))
 
   validation {
@@ -68,6 +72,12 @@ variable "nodes" {
   validation {
     condition     = alltrue([for n in values(var.nodes) : try(cidrhost("${n.public_ip}/15", 0) == "198.18.0.0", false)])
     error_message = "Each node's public_ip must be an IPv4 address in 198.18.0.0/15."
+  }
+  validation {
+    condition = alltrue([
+      for n in values(var.nodes) : (n.lan == "") == (n.lan_ip == "") && (n.lan_ip == "" || can(cidrhost(n.lan_ip, 0)))
+    ])
+    error_message = "A node's lan and lan_ip go together; lan_ip is an address with its prefix, e.g. 10.1.0.10/24."
   }
   validation {
     condition     = length(distinct([for n in values(var.nodes) : n.public_ip])) == length(var.nodes)

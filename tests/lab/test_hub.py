@@ -1,0 +1,92 @@
+"""Hub and spoke over WireGuard on real lab hosts (issue 5, points 3 and 5).
+
+examples/lab-hub.json: hub1 and a standby hub2, three spokes (spoke3 behind NAT). Spokes peer
+only with the hubs; spoke-to-spoke traffic goes through hub1. When hub1 dies, `apply` plans
+around it (the bootstrapper cannot reach it) and the spokes route through hub2.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLES, CliResult, run_cli
+from tests.lab.labkit import lab_prefix_fixture
+
+pytestmark = pytest.mark.lab
+
+HUB1, HUB2 = "10.44.0.1", "10.44.0.2"
+SPOKES = {"spoke1": "10.44.0.3", "spoke2": "10.44.0.4", "spoke3": "10.44.0.5"}
+
+
+class Net:
+    def __init__(self, prefix: str, tmp: Path) -> None:
+        self.prefix = prefix
+        self.spec = tmp / "lab-hub.json"
+        self.workdir = tmp / "state"
+        shutil.copy(EXAMPLES / "lab-hub.json", self.spec)
+
+    def apply(self) -> CliResult:
+        return run_cli(
+            "apply", str(self.spec), "--auto-approve", "--workdir", str(self.workdir),
+            environ={"CLOUDCAST_LAB_PREFIX": self.prefix},
+        )
+
+    def sh(self, host: str, command: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        from cloudcast import lab
+
+        return lab.exec_in(host, ["sh", "-c", command], self.prefix, timeout=timeout)
+
+    def reaches(self, src: str, dst: str, seconds: float = 10.0) -> bool:
+        deadline = time.monotonic() + seconds
+        while self.sh(src, f"ping -n -c 1 -W 1 {dst}").returncode != 0:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.3)
+        return True
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
+    for prefix in lab_prefix_fixture():
+        yield Net(prefix, tmp_path_factory.mktemp("hub"))
+
+
+def test_a_spokes_peer_only_with_the_hubs_and_reach_each_other_through_hub1(net: Net) -> None:
+    res = net.apply()
+    assert res.code == 0, res.err[-3000:]
+    assert "20/20 pairs reachable over the overlay" in res.out, res.out
+    for spoke in SPOKES:
+        peers = net.sh(spoke, "wg show cc0 allowed-ips").stdout.splitlines()
+        assert len(peers) == 2, peers  # hub1 (carrying the other spokes) and the standby hub2
+        carried = {line.split("\t")[1] for line in peers}
+        others = sorted(f"{ip}/32" for name, ip in SPOKES.items() if name != spoke)
+        assert any(all(o in c for o in others) and f"{HUB1}/32" in c for c in carried), carried
+        assert f"{HUB2}/32" in carried  # the standby carries only itself
+    hop = net.sh("spoke1", f"ping -n -c 1 -W 2 -t 1 {SPOKES['spoke3']}").stdout
+    assert f"From {HUB1}" in hop and "Time to live exceeded" in hop, hop
+    assert net.sh("spoke3", "ping -c 1 -W 2 spoke2.hub.internal").returncode == 0
+
+
+def test_b_when_hub1_fails_the_spokes_fail_over_to_hub2(net: Net) -> None:
+    from cloudcast import lab
+
+    lab.kill_host("hub1", net.prefix)
+    assert not net.reaches("spoke1", SPOKES["spoke2"], 2)
+    res = net.apply()
+    assert res.code == 1  # hub1 is down and apply says so
+    assert "hub1 is down: spokes fail over to hub hub2" in res.err, res.err[-3000:]
+    assert "hub1 (node hub1" in res.err
+    for src in SPOKES:
+        for name, dst in SPOKES.items():
+            if name != src:
+                assert net.reaches(src, dst), (src, name)
+    hop = net.sh("spoke1", f"ping -n -c 1 -W 2 -t 1 {SPOKES['spoke3']}").stdout
+    assert f"From {HUB2}" in hop, hop
+    bad = next(ln for ln in res.out.splitlines() if ln.startswith("unreachable: "))
+    assert all("hub1" in pair.split("->") for pair in bad.removeprefix("unreachable: ").split(", ")), bad
