@@ -59,41 +59,39 @@ def register(
     add_common(p)
     p.set_defaults(func=cmd_destroy)
 
-    p = sub.add_parser(
-        "verify",
-        help="probe every pair of nodes over the overlay",
-        description="From every node, ping every other node's overlay address (retrying a few seconds "
-        "for handshakes) and send one don't-fragment probe at the planned MTU. Prints the NxN matrix.",
-        epilog="exit status: 0 every pair passes, 1 some pair fails",
-    )
-    p.add_argument("spec", metavar="SPEC")
-    p.add_argument("--lab", action="store_true", help="the rehearsal made by `apply --lab`")
-    p.add_argument("--json", action="store_true", help="the matrix as JSON")
-    add_common(p)
-    p.set_defaults(func=cmd_verify)
-
-    p = sub.add_parser(
-        "status",
-        help="live per-peer state: endpoint, latest handshake, transfer",
-        description="Like `wg show` for the whole network at once: per node and peer, the endpoint, "
-        "the age of the latest handshake and bytes each way; stale peers are flagged.",
-    )
-    p.add_argument("spec", metavar="SPEC")
-    p.add_argument("--lab", action="store_true", help="the rehearsal made by `apply --lab`")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    add_common(p)
-    p.set_defaults(func=cmd_status)
-
-    p = sub.add_parser(
-        "output",
-        help="print the inventory as JSON, /etc/hosts lines, an ssh config or an Ansible inventory",
-        description="Print the nodes of an applied network in a format other tools read.",
-    )
-    p.add_argument("spec", metavar="SPEC")
-    p.add_argument("--format", choices=("json", "hosts", "ssh-config", "ansible"), default="json")
-    p.add_argument("--lab", action="store_true", help="the rehearsal made by `apply --lab`")
-    add_common(p)
-    p.set_defaults(func=cmd_output)
+    inspect = [
+        (
+            "verify",
+            cmd_verify,
+            "probe every pair of nodes over the overlay",
+            "From every node, ping every other node (its overlay address; members of gateway sites at "
+            "their LAN address), retrying a few seconds for handshakes, with one don't-fragment probe "
+            "at the planned MTU. Prints the NxN matrix. Exit status: 0 every pair passes, 1 otherwise.",
+        ),
+        (
+            "status",
+            cmd_status,
+            "live per-peer state: endpoint, latest handshake, transfer",
+            "Like `wg show` for the whole network at once: per node and peer, the endpoint, the age of "
+            "the latest handshake and bytes each way (IPsec: SAs and their age); stale peers are flagged.",
+        ),
+        (
+            "output",
+            cmd_output,
+            "print the inventory as JSON, /etc/hosts lines, an ssh config or an Ansible inventory",
+            "Print the nodes of an applied network in a format other tools read.",
+        ),
+    ]
+    for name, func, short, long in inspect:
+        p = sub.add_parser(name, help=short, description=long)
+        p.add_argument("spec", metavar="SPEC")
+        p.add_argument("--lab", action="store_true", help="the rehearsal made by `apply --lab`")
+        if name == "output":
+            p.add_argument("--format", choices=("json", "hosts", "ssh-config", "ansible"), default="json")
+        else:
+            p.add_argument("--json", action="store_true", help="machine-readable output")
+        add_common(p)
+        p.set_defaults(func=func)
 
 
 def _confirm(env: Environment, auto: bool, question: str) -> bool:

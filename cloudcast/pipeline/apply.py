@@ -21,6 +21,7 @@ from cloudcast.plan.model import NetworkPlan
 from cloudcast.routes.aws import RoutesResult, program, routed_sites
 from cloudcast.spec.models import Provider
 from cloudcast.state import (
+    Secrets,
     State,
     ensure_psks,
     forget_state,
@@ -98,56 +99,75 @@ def apply(
         save_secrets(ctx.workdir, secrets)
         if created:
             rep.event("", "bootstrap", f"{created} new preshared keys")
-        # new machines may take a minute to start sshd; known ones that do not answer soon
-        # are down, and waiting longer for them only delays everyone's result
-        new = connector(ctx.workdir, _known_hosts(ctx), connect_budget=NEW_HOST_WAIT)
-        known = connector(ctx.workdir, _known_hosts(ctx), connect_budget=KNOWN_HOST_WAIT)
-
-        pool = Pool(lambda host: (new if host.name in rebuilt else known)(host))
-        try:
-            # a gateway or hub found down is planned around: its standby takes over
-            allocations = state.allocations
-            result.bootstrap = boot = bootstrap(
-                plan,
-                inv,
-                secrets,
-                state,
-                ctx.workdir,
-                reporter=rep,
-                connect=pool.connect,
-                replan=lambda down: build_plan(ctx.spec, allocations, down=down)[0],
-            )
-            live = boot.plan or plan
-            state.public_keys.update(boot.public_keys)
-            if not boot.failed:
-                state.applied = {"plan": plan.to_dict(), "digest": plan.digest()}
-            save_state(ctx.workdir, state)
-            if not boot.changed and not boot.failed:
-                rep.event("", "bootstrap", "every host already up to date; nothing changed")
-            if not skip_verify:
-                result.verify = verify(
-                    live, inv, ctx.workdir, reporter=rep, connect=pool.connect, down=boot.down
-                )
-        finally:
-            pool.close_all()
-        matrix = result.verify.render_matrix() if result.verify is not None else ""
-        if boot.failed:
-            names = ", ".join(f"{h.name} ({h.error})" for h in boot.failed)
-            fixes = [f"{h.name}: {h.hint}" for h in boot.failed if h.hint]
-            raise BootstrapError(
-                f"{len(boot.failed)} of {len(boot.hosts)} hosts failed: {names}",
-                hint="; ".join(fixes)
-                or "the other hosts are configured; fix the named hosts and run apply again",
-                details=matrix,
-            )
-        _raise_route_conflicts(result.routes)
-        if result.verify is not None and result.verify.failed_pairs:
-            raise VerifyError(
-                f"{len(result.verify.failed_pairs)} pairs cannot reach each other: "
-                + ", ".join(f"{a}->{b}" for a, b in result.verify.failed_pairs[:10]),
-                details=matrix,
-            )
+        result.bootstrap, result.verify = _converge(ctx, plan, inv, state, secrets, rebuilt, skip_verify)
+        _raise_failures(result)
         return result
+
+
+def _converge(
+    ctx: Context,
+    plan: NetworkPlan,
+    inv: Inventory,
+    state: State,
+    secrets: Secrets,
+    rebuilt: set[str],
+    skip_verify: bool,
+) -> tuple[BootstrapResult, VerifyResult | None]:
+    """Bootstrap every host, then verify, over one SSH connection per host."""
+    rep = ctx.reporter
+    # new machines may take a minute to start sshd; known ones that do not answer soon
+    # are down, and waiting longer for them only delays everyone's result
+    new = connector(ctx.workdir, _known_hosts(ctx), connect_budget=NEW_HOST_WAIT)
+    known = connector(ctx.workdir, _known_hosts(ctx), connect_budget=KNOWN_HOST_WAIT)
+    pool = Pool(lambda host: (new if host.name in rebuilt else known)(host))
+    checked: VerifyResult | None = None
+    try:
+        # a gateway or hub found down is planned around: its standby takes over
+        allocations = state.allocations
+        boot = bootstrap(
+            plan,
+            inv,
+            secrets,
+            state,
+            ctx.workdir,
+            reporter=rep,
+            connect=pool.connect,
+            replan=lambda down: build_plan(ctx.spec, allocations, down=down)[0],
+        )
+        state.public_keys.update(boot.public_keys)
+        if not boot.failed:
+            state.applied = {"plan": plan.to_dict(), "digest": plan.digest()}
+        save_state(ctx.workdir, state)
+        if not boot.changed and not boot.failed:
+            rep.event("", "bootstrap", "every host already up to date; nothing changed")
+        if not skip_verify:
+            live = boot.plan or plan
+            checked = verify(live, inv, ctx.workdir, reporter=rep, connect=pool.connect, down=boot.down)
+    finally:
+        pool.close_all()
+    return boot, checked
+
+
+def _raise_failures(result: ApplyResult) -> None:
+    """Failed hosts, route conflicts, then unreachable pairs; the matrix is shown with each."""
+    matrix = result.verify.render_matrix() if result.verify is not None else ""
+    boot = result.bootstrap
+    if boot is not None and boot.failed:
+        names = ", ".join(f"{h.name} ({h.error})" for h in boot.failed)
+        fixes = [f"{h.name}: {h.hint}" for h in boot.failed if h.hint]
+        raise BootstrapError(
+            f"{len(boot.failed)} of {len(boot.hosts)} hosts failed: {names}",
+            hint="; ".join(fixes)
+            or "the other hosts are configured; fix the named hosts and run apply again",
+            details=matrix,
+        )
+    _raise_route_conflicts(result.routes)
+    if result.verify is not None and result.verify.failed_pairs:
+        raise VerifyError(
+            f"{len(result.verify.failed_pairs)} pairs cannot reach each other: "
+            + ", ".join(f"{a}->{b}" for a, b in result.verify.failed_pairs[:10]),
+            details=matrix,
+        )
 
 
 def destroy(ctx: Context, *, confirm: Callable[[], bool]) -> list[str]:
