@@ -41,7 +41,8 @@ class Context:
     ) -> Context:
         """Load and validate the spec; `rehearsal` swaps every site for lab hosts of its shape."""
         spec = load_spec(spec_path)
-        base = workdir or _workdir_for(spec_path, spec)
+        # absolute: Terraform runs in its own working dir, where relative paths mean something else
+        base = (workdir or _workdir_for(spec_path, spec)).resolve()
         if rehearsal:
             spec = as_lab(spec)
             base = base / "rehearsal"

@@ -66,3 +66,10 @@ def test_second_run_is_locked_out(lab_spec: Path, tmp_path: Path) -> None:
         res = run_cli("apply", str(lab_spec), "--workdir", str(wd.root), "--auto-approve")
     assert res.code == 1
     assert "is locked by another cloudcast run" in res.err
+
+
+def test_relative_spec_path_and_default_workdir(lab_spec: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    res = run_cli("plan", "lab.json")
+    assert res.code == 2, res.err
+    assert (tmp_path / ".cloudcast" / "demo" / "terraform" / "cloudcast.tfplan").exists()
