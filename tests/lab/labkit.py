@@ -1,12 +1,15 @@
-"""Shared pieces of the pipeline-level lab tests."""
+"""Shared pieces of the pipeline-level lab tests: a lab prefix and one network driven by the CLI."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import EXAMPLES, CliResult, run_cli
 from tests.lab.conftest import fresh_lab
 
 
@@ -19,3 +22,40 @@ def lab_prefix_fixture() -> Iterator[str]:
 def write_spec(path: Path, doc: dict[str, Any]) -> Path:
     path.write_text(json.dumps(doc, indent=1))
     return path
+
+
+class LabNet:
+    """One network on lab hosts: its spec (an example or a document), work dir and CLI."""
+
+    def __init__(self, prefix: str, tmp: Path, spec: str | dict[str, Any]) -> None:
+        self.prefix = prefix
+        self.tmp = tmp
+        self.workdir = tmp / "state"
+        self.outputs: list[str] = []  # everything the CLI printed, for secret scans
+        if isinstance(spec, str):
+            self.spec = tmp / spec
+            self.spec.write_text((EXAMPLES / spec).read_text())
+        else:
+            self.spec = write_spec(tmp / "spec.json", spec)
+
+    def cli(self, *args: str) -> CliResult:
+        res = run_cli(*args, environ={"CLOUDCAST_LAB_PREFIX": self.prefix})
+        self.outputs += [res.out, res.err]
+        return res
+
+    def apply(self) -> CliResult:
+        return self.cli("apply", str(self.spec), "--auto-approve", "--workdir", str(self.workdir))
+
+    def sh(self, host: str, command: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        from cloudcast import lab
+
+        return lab.exec_in(host, ["sh", "-c", command], self.prefix, timeout=timeout)
+
+    def reaches(self, src: str, dst: str, seconds: float = 10.0) -> bool:
+        """`src` pings `dst` within `seconds` (handshakes and failovers take a moment)."""
+        deadline = time.monotonic() + seconds
+        while self.sh(src, f"ping -n -c 1 -W 1 {dst}").returncode != 0:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.3)
+        return True

@@ -12,13 +12,11 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import CliResult, run_cli
-from tests.lab.labkit import lab_prefix_fixture, write_spec
+from tests.lab.labkit import LabNet, lab_prefix_fixture, write_spec
 
 pytestmark = pytest.mark.lab
 
@@ -42,38 +40,17 @@ SPEC: dict[str, Any] = {
 }
 
 
-class Net:
-    def __init__(self, prefix: str, tmp: Path) -> None:
-        self.prefix = prefix
-        self.tmp = tmp
-        self.spec = tmp / "six.json"
-        self.workdir = tmp / "state"
-        self.outputs: list[str] = []
-        write_spec(self.spec, SPEC)
-
-    def cli(self, *args: str) -> CliResult:
-        res = run_cli(*args, environ={"CLOUDCAST_LAB_PREFIX": self.prefix})
-        self.outputs += [res.out, res.err]
-        return res
-
-    def apply(self) -> CliResult:
-        return self.cli("apply", str(self.spec), "--auto-approve", "--workdir", str(self.workdir))
-
+class Net(LabNet):
     def set_nodes(self, nodes: list[dict[str, Any]]) -> None:
         doc = copy.deepcopy(SPEC)
         doc["sites"][0]["nodes"] = nodes
         write_spec(self.spec, doc)
 
-    def sh(self, host: str, command: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        from cloudcast import lab
-
-        return lab.exec_in(host, ["sh", "-c", command], self.prefix, timeout=timeout)
-
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     for prefix in lab_prefix_fixture():
-        yield Net(prefix, tmp_path_factory.mktemp("six"))
+        yield Net(prefix, tmp_path_factory.mktemp("six"), SPEC)
 
 
 def test_a_six_nodes_with_nat_and_double_nat_converge(net: Net) -> None:

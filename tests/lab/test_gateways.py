@@ -12,55 +12,22 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES, CliResult, run_cli
-from tests.lab.labkit import lab_prefix_fixture
+from tests.lab.labkit import LabNet, lab_prefix_fixture
 
 pytestmark = pytest.mark.lab
 
 
-class Net:
-    def __init__(self, prefix: str, tmp: Path) -> None:
-        self.prefix = prefix
-        self.spec = tmp / "lab-gateways.json"
-        self.workdir = tmp / "state"
-        shutil.copy(EXAMPLES / "lab-gateways.json", self.spec)
-
-    def cli(self, *args: str) -> CliResult:
-        return run_cli(*args, environ={"CLOUDCAST_LAB_PREFIX": self.prefix})
-
-    def apply(self) -> CliResult:
-        return self.cli("apply", str(self.spec), "--auto-approve", "--workdir", str(self.workdir))
-
-    def sh(self, host: str, command: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        from cloudcast import lab
-
-        return lab.exec_in(host, ["sh", "-c", command], self.prefix, timeout=timeout)
-
-    def reaches(self, src: str, dst: str, seconds: float = 10.0) -> bool:
-        deadline = time.monotonic() + seconds
-        while True:
-            if self.sh(src, f"ping -n -c 1 -W 1 {dst}").returncode == 0:
-                return True
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.3)
-
-
 @pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabNet]:
     for prefix in lab_prefix_fixture():
-        yield Net(prefix, tmp_path_factory.mktemp("gateways"))
+        yield LabNet(prefix, tmp_path_factory.mktemp("gateways"), "lab-gateways.json")
 
 
-def test_a_three_sites_converge_and_members_reach_members(net: Net) -> None:
+def test_a_three_sites_converge_and_members_reach_members(net: LabNet) -> None:
     res = net.apply()
     assert res.code == 0, res.err[-3000:]
     assert "90/90 pairs reachable over the overlay and site LANs" in res.out, res.out
@@ -75,7 +42,7 @@ def test_a_three_sites_converge_and_members_reach_members(net: Net) -> None:
     assert net.sh("west1", "ping -c 1 -W 2 home2.gw.internal").returncode == 0
 
 
-def test_b_member_traffic_crosses_both_gateways(net: Net) -> None:
+def test_b_member_traffic_crosses_both_gateways(net: LabNet) -> None:
     # TTL 1 dies at east's gateway (its LAN address), TTL 2 at west's gateway (over the tunnel)
     one = net.sh("east1", "ping -n -c 1 -W 2 -t 1 10.2.0.11")
     assert "From 10.1.0.10" in one.stdout and "Time to live exceeded" in one.stdout, one.stdout
@@ -92,7 +59,7 @@ def test_b_member_traffic_crosses_both_gateways(net: Net) -> None:
     assert transfer() - before > 20 * 1000 * 2  # both ways, through gw-east's tunnel
 
 
-def test_c_reapply_touches_nothing(net: Net) -> None:
+def test_c_reapply_touches_nothing(net: LabNet) -> None:
     before = net.sh("east2", "stat -c %Y /etc/cloudcast/cc0-routes.sh").stdout
     res = net.apply()
     assert res.code == 0, res.err[-3000:]
@@ -100,7 +67,7 @@ def test_c_reapply_touches_nothing(net: Net) -> None:
     assert net.sh("east2", "stat -c %Y /etc/cloudcast/cc0-routes.sh").stdout == before
 
 
-def test_d_a_lost_route_is_restored_and_a_foreign_one_left_alone(net: Net) -> None:
+def test_d_a_lost_route_is_restored_and_a_foreign_one_left_alone(net: LabNet) -> None:
     net.sh("west2", "ip route del 10.1.0.0/24; ip route add 192.0.2.0/24 via 10.2.0.10")
     res = net.apply()
     assert res.code == 0, res.err[-3000:]
@@ -109,7 +76,7 @@ def test_d_a_lost_route_is_restored_and_a_foreign_one_left_alone(net: Net) -> No
     assert "10.1.0.0/24 via 10.2.0.10" in routes and "192.0.2.0/24 via 10.2.0.10" in routes
 
 
-def test_e_gateway_failure_others_keep_talking_and_the_standby_takes_over(net: Net) -> None:
+def test_e_gateway_failure_others_keep_talking_and_the_standby_takes_over(net: LabNet) -> None:
     from cloudcast import lab
 
     assert net.reaches("east1", "10.2.0.11")

@@ -7,16 +7,11 @@ around it (the bootstrapper cannot reach it) and the spokes route through hub2.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES, CliResult, run_cli
-from tests.lab.labkit import lab_prefix_fixture
+from tests.lab.labkit import LabNet, lab_prefix_fixture
 
 pytestmark = pytest.mark.lab
 
@@ -24,40 +19,13 @@ HUB1, HUB2 = "10.44.0.1", "10.44.0.2"
 SPOKES = {"spoke1": "10.44.0.3", "spoke2": "10.44.0.4", "spoke3": "10.44.0.5"}
 
 
-class Net:
-    def __init__(self, prefix: str, tmp: Path) -> None:
-        self.prefix = prefix
-        self.spec = tmp / "lab-hub.json"
-        self.workdir = tmp / "state"
-        shutil.copy(EXAMPLES / "lab-hub.json", self.spec)
-
-    def apply(self) -> CliResult:
-        return run_cli(
-            "apply", str(self.spec), "--auto-approve", "--workdir", str(self.workdir),
-            environ={"CLOUDCAST_LAB_PREFIX": self.prefix},
-        )
-
-    def sh(self, host: str, command: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        from cloudcast import lab
-
-        return lab.exec_in(host, ["sh", "-c", command], self.prefix, timeout=timeout)
-
-    def reaches(self, src: str, dst: str, seconds: float = 10.0) -> bool:
-        deadline = time.monotonic() + seconds
-        while self.sh(src, f"ping -n -c 1 -W 1 {dst}").returncode != 0:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.3)
-        return True
-
-
 @pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabNet]:
     for prefix in lab_prefix_fixture():
-        yield Net(prefix, tmp_path_factory.mktemp("hub"))
+        yield LabNet(prefix, tmp_path_factory.mktemp("hub"), "lab-hub.json")
 
 
-def test_a_spokes_peer_only_with_the_hubs_and_reach_each_other_through_hub1(net: Net) -> None:
+def test_a_spokes_peer_only_with_the_hubs_and_reach_each_other_through_hub1(net: LabNet) -> None:
     res = net.apply()
     assert res.code == 0, res.err[-3000:]
     assert "20/20 pairs reachable over the overlay" in res.out, res.out
@@ -73,7 +41,7 @@ def test_a_spokes_peer_only_with_the_hubs_and_reach_each_other_through_hub1(net:
     assert net.sh("spoke3", "ping -c 1 -W 2 spoke2.hub.internal").returncode == 0
 
 
-def test_b_when_hub1_fails_the_spokes_fail_over_to_hub2(net: Net) -> None:
+def test_b_when_hub1_fails_the_spokes_fail_over_to_hub2(net: LabNet) -> None:
     from cloudcast import lab
 
     lab.kill_host("hub1", net.prefix)

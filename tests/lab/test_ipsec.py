@@ -11,39 +11,18 @@ reloads nothing either, the PSKs are the pipeline's, a dead charon is started ag
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES, CliResult, run_cli
-from tests.lab.labkit import lab_prefix_fixture
+from tests.lab.labkit import LabNet, lab_prefix_fixture
 
 pytestmark = pytest.mark.lab
 
 GATEWAYS = ("sgw-east", "sgw-west", "sgw-home")
 
 
-class Net:
-    def __init__(self, prefix: str, tmp: Path) -> None:
-        self.prefix = prefix
-        self.spec = tmp / "lab-ipsec.json"
-        self.workdir = tmp / "state"
-        shutil.copy(EXAMPLES / "lab-ipsec.json", self.spec)
-
-    def cli(self, *args: str) -> CliResult:
-        return run_cli(*args, environ={"CLOUDCAST_LAB_PREFIX": self.prefix})
-
-    def apply(self) -> CliResult:
-        return self.cli("apply", str(self.spec), "--auto-approve", "--workdir", str(self.workdir))
-
-    def sh(self, host: str, command: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        from cloudcast import lab
-
-        return lab.exec_in(host, ["sh", "-c", command], self.prefix, timeout=timeout)
-
+class Net(LabNet):
     def ike_sas(self, host: str) -> list[str]:
         """`conn: #id ... SPIs` of every IKE SA: changes whenever an SA is made again."""
         out = self.sh(host, "swanctl --list-sas 2>/dev/null").stdout
@@ -53,7 +32,7 @@ class Net:
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     for prefix in lab_prefix_fixture():
-        yield Net(prefix, tmp_path_factory.mktemp("ipsec"))
+        yield Net(prefix, tmp_path_factory.mktemp("ipsec"), "lab-ipsec.json")
 
 
 def test_a_ipsec_gateways_converge_lan_to_lan(net: Net) -> None:
