@@ -158,7 +158,7 @@ def verify(
     inventory: Inventory,
     workdir: WorkDir,
     *,
-    retry_seconds: float = 8.0,
+    retry_seconds: float = 15.0,
     parallel: int = 32,
     known_hosts: Path | None = None,
     connect_budget: float = 10.0,

@@ -59,3 +59,11 @@ class LabNet:
                 return False
             time.sleep(0.3)
         return True
+
+
+def rehearse(prefix: str, tmp_path: Path, example: str, *args: str) -> CliResult:
+    """Run `cloudcast ARGS COPY-OF-EXAMPLE --lab` (a rehearsal on lab hosts)."""
+    spec = tmp_path / example
+    if not spec.exists():
+        spec.write_text((EXAMPLES / example).read_text())
+    return run_cli(*args, str(spec), "--lab", environ={"CLOUDCAST_LAB_PREFIX": prefix})

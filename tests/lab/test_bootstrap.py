@@ -23,26 +23,11 @@ from cloudcast.plan import NetworkPlan, build_plan
 from cloudcast.spec import parse_spec
 from cloudcast.state.store import Secrets, State, WorkDir, ensure_psks
 from cloudcast.verify import status, verify
+from tests.unit.bootstrap_cases import LAB_SPEC
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(600)]
 
-SPEC: dict[str, Any] = {
-    "name": "bt",
-    "network": {"overlay": "10.15.0.0/24", "domain": "lab.internal"},
-    "sites": [
-        {
-            "name": "lab",
-            "provider": "lab",
-            "nodes": [
-                {"name": "alpha"},
-                {"name": "bravo"},
-                {"name": "charlie", "behind_nat": True},
-                {"name": "delta", "behind_nat": "double"},
-            ],
-        }
-    ],
-    "services": [{"name": "echo", "node": "alpha", "port": 8888}],
-}
+SPEC = LAB_SPEC
 
 
 @dataclass

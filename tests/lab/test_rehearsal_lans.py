@@ -7,50 +7,35 @@ Every site becomes a lab LAN in its CIDR; members reach the other LANs through t
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES, CliResult, run_cli
-from tests.lab.labkit import lab_prefix_fixture
+from tests.lab.labkit import rehearse
 
 pytestmark = pytest.mark.lab
 
 
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    yield from lab_prefix_fixture()
-
-
-def rehearse(prefix: str, tmp_path: Path, example: str, *args: str) -> CliResult:
-    spec = tmp_path / example
-    if not spec.exists():
-        shutil.copy(EXAMPLES / example, spec)
-    return run_cli(*args, str(spec), "--lab", environ={"CLOUDCAST_LAB_PREFIX": prefix})
-
-
-def test_p2p_lan_mesh_rehearsal(prefix: str, tmp_path: Path) -> None:
-    res = rehearse(prefix, tmp_path, "p2p-lan-mesh.json", "apply", "--auto-approve")
+def test_p2p_lan_mesh_rehearsal(lab_prefix: str, tmp_path: Path) -> None:
+    res = rehearse(lab_prefix, tmp_path, "p2p-lan-mesh.json", "apply", "--auto-approve")
     assert res.code == 0, res.err[-3000:]
     assert "30/30 pairs reachable over the overlay and site LANs" in res.out, res.out
-    gone = rehearse(prefix, tmp_path, "p2p-lan-mesh.json", "destroy", "--auto-approve")
+    gone = rehearse(lab_prefix, tmp_path, "p2p-lan-mesh.json", "destroy", "--auto-approve")
     assert gone.code == 0, gone.err[-2000:]
 
 
-def test_cloudcaster_ipsec_hub_rehearsal(prefix: str, tmp_path: Path) -> None:
+def test_cloudcaster_ipsec_hub_rehearsal(lab_prefix: str, tmp_path: Path) -> None:
     from cloudcast import lab
 
-    res = rehearse(prefix, tmp_path, "cloudcaster-hub.json", "apply", "--auto-approve")
+    res = rehearse(lab_prefix, tmp_path, "cloudcaster-hub.json", "apply", "--auto-approve")
     assert res.code == 0, res.err[-3000:]
     assert "12/12 pairs reachable over the overlay and site LANs" in res.out, res.out
     # app-east (10.10.0.11) reaches app-west (10.20.0.11) through hub1 and gw-west over IPsec
-    sas = lab.exec_in("hub1", ["swanctl", "--list-sas"], prefix).stdout
+    sas = lab.exec_in("hub1", ["swanctl", "--list-sas"], lab_prefix).stdout
     assert "ESTABLISHED" in sas and "local  10.10.0.0/16" in sas and "remote 10.20.0.0/16" in sas, sas
-    ping = lab.exec_in("app-east", ["ping", "-c", "1", "-W", "2", "app-west.cloudcaster.internal"], prefix)
+    ping = lab.exec_in("app-east", ["ping", "-c", "1", "-W", "2", "app-west.cloudcaster.internal"], lab_prefix)
     assert ping.returncode == 0, ping.stdout
-    status = rehearse(prefix, tmp_path, "cloudcaster-hub.json", "status")
+    status = rehearse(lab_prefix, tmp_path, "cloudcaster-hub.json", "status")
     assert status.code == 0 and "ESTABLISHED" in status.out and "STALE" not in status.out, status.out
-    gone = rehearse(prefix, tmp_path, "cloudcaster-hub.json", "destroy", "--auto-approve")
+    gone = rehearse(lab_prefix, tmp_path, "cloudcaster-hub.json", "destroy", "--auto-approve")
     assert gone.code == 0, gone.err[-2000:]
