@@ -15,7 +15,6 @@ if TYPE_CHECKING:  # the pipeline is imported by the commands that run it, keepi
     from cloudcast.pipeline.context import Context
     from cloudcast.pipeline.events import Reporter
 
-Sub = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def add_common(p: argparse.ArgumentParser) -> None:

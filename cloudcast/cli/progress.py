@@ -14,13 +14,10 @@ _STYLE = {"terraform": "magenta", "bootstrap": "cyan", "verify": "green", "route
 class ConsoleReporter:
     """One line per event, prefixed by stage and host, on stderr so stdout stays clean."""
 
-    def __init__(self, console: Console, *, quiet_stages: frozenset[str] = frozenset()) -> None:
+    def __init__(self, console: Console) -> None:
         self.console = console
-        self.quiet = quiet_stages
 
     def event(self, host: str, stage: str, message: str) -> None:
-        if stage in self.quiet:
-            return
         line = Text()
         line.append(f"{stage:>9} ", style=_STYLE.get(stage, "blue"))
         if host:

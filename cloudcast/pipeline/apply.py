@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
 
 from cloudcast.bootstrap import BootstrapResult, bootstrap, teardown
 from cloudcast.bootstrap.hostkeys import KnownHosts, known_hosts_name
@@ -30,7 +30,7 @@ from cloudcast.state import (
     save_secrets,
     save_state,
 )
-from cloudcast.terraform.compile import aws_endpoint
+from cloudcast.terraform.compile import aws_endpoint, expand_user
 from cloudcast.terraform.views import PlanView
 from cloudcast.verify import VerifyResult, verify
 
@@ -43,7 +43,6 @@ class ApplyResult:
     bootstrap: BootstrapResult | None = None
     verify: VerifyResult | None = None
     routes: RoutesResult | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 class Declined(CloudcastError):
@@ -240,8 +239,7 @@ def _forget_host_keys(ctx: Context, rebuilt: set[str], inv: Inventory) -> None:
         ctx.reporter.event("", "bootstrap", f"forgot old host keys of new hosts: {', '.join(sorted(names))}")
 
 
-def _known_hosts(ctx: Context) -> Any:
-    from pathlib import Path
-
+def _known_hosts(ctx: Context) -> Path | None:
+    """Strict mode's known_hosts file (`ssh.known_hosts`), `~` expanded like the SSH key paths."""
     path = ctx.spec.ssh.known_hosts
-    return Path(path).expanduser() if path else None
+    return expand_user(path, dict(ctx.environ)) if path else None

@@ -74,7 +74,6 @@ def build_args(command: str, **opts: Any) -> list[str]:
 @dataclass
 class Result:
     code: int
-    events: list[dict[str, Any]] = field(default_factory=list)
     stdout: str = ""
 
 
@@ -123,7 +122,6 @@ class Terraform:
         env.setdefault("TF_IN_AUTOMATION", "1")
         tail: deque[str] = deque(maxlen=12)
         errors: list[str] = []
-        events: list[dict[str, Any]] = []
         out_lines: list[str] = []
         # stderr goes to a file: read after exit, it can never block the stdout stream
         with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as errfile:
@@ -153,7 +151,6 @@ class Terraform:
                         event = json.loads(text)
                     except ValueError:
                         continue
-                    events.append(event)
                     if event.get("type") == "diagnostic" and event.get("@level") == "error":
                         diag = event.get("diagnostic", {})
                         errors.append(_diagnostic_line(diag))
@@ -175,7 +172,7 @@ class Terraform:
                 f"terraform {args[0]} failed (exit {code}): {detail}",
                 hint=f"the Terraform working dir is {self.workdir}",
             )
-        return Result(code=code, events=events, stdout=stdout)
+        return Result(code=code, stdout=stdout)
 
 
 _LOCK_FIELDS = ("ID", "Path", "Operation", "Who", "Version", "Created", "Info")

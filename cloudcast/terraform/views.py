@@ -58,14 +58,6 @@ class PlanView:
                     out.add(index)
         return out
 
-    def counts(self) -> tuple[int, int, int]:
-        add = change = destroy = 0
-        for entry in self.by_module().values():
-            add += len(entry.add)
-            change += len(entry.change)
-            destroy += len(entry.destroy)
-        return add, change, destroy
-
 
 def _short(address: str) -> str:
     """`module.site_a.aws_instance.node["web1"]` -> `aws_instance.node["web1"]`."""
