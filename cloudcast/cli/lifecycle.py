@@ -174,10 +174,11 @@ def _live(args: argparse.Namespace, env: Environment):  # type: ignore[no-untype
 
 
 def cmd_verify(args: argparse.Namespace, env: Environment) -> ExitStatus:
-    from cloudcast.verify import verify
+    from cloudcast.verify import explain_failures, verify
 
     ctx, plan, inv = _live(args, env)
     result = verify(plan, inv, ctx.workdir, reporter=ctx.reporter)
+    explain_failures(result, plan, inv, ctx.workdir)
     if args.json:
         env.out.print(json.dumps({"type": "verify", **result.to_dict()}), markup=False, soft_wrap=True)
     else:

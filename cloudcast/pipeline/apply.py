@@ -32,7 +32,7 @@ from cloudcast.state import (
 )
 from cloudcast.terraform.compile import aws_endpoint, expand_user
 from cloudcast.terraform.views import PlanView
-from cloudcast.verify import VerifyResult, verify
+from cloudcast.verify import VerifyResult, explain_failures, verify
 
 Confirm = Callable[[PlanResult], bool]
 
@@ -142,6 +142,15 @@ def _converge(
         if not skip_verify:
             live = boot.plan or plan
             checked = verify(live, inv, ctx.workdir, reporter=rep, connect=pool.connect, down=boot.down)
+            explain_failures(
+                checked,
+                live,
+                inv,
+                ctx.workdir,
+                public_keys=state.public_keys,
+                connect=pool.connect,
+                down=boot.down,
+            )
     finally:
         pool.close_all()
     return boot, checked

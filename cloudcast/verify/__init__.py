@@ -1,6 +1,15 @@
 """Stage: prove every pair of nodes talks over the overlay; show live tunnel state."""
 
 from cloudcast.verify.probe import Probe, VerifyResult, verify
-from cloudcast.verify.status import NodeStatus, PeerStatus, StatusResult, status
+from cloudcast.verify.status import NodeStatus, PeerStatus, StatusResult, explain_failures, status
 
-__all__ = ["NodeStatus", "PeerStatus", "Probe", "StatusResult", "VerifyResult", "status", "verify"]
+__all__ = [
+    "NodeStatus",
+    "PeerStatus",
+    "Probe",
+    "StatusResult",
+    "VerifyResult",
+    "explain_failures",
+    "status",
+    "verify",
+]

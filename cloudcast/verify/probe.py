@@ -47,6 +47,7 @@ class VerifyResult:
     lans: bool = False  # members (at their LAN addresses) are part of the matrix
     matrix: dict[str, dict[str, Probe]] = field(default_factory=dict)  # src -> dst -> probe
     errors: dict[str, str] = field(default_factory=dict)  # src nodes that could not be probed
+    tunnels: list[str] = field(default_factory=list)  # state of the failed pairs' tunnels
     seconds: float = 0.0
 
     @property
@@ -88,6 +89,9 @@ class VerifyResult:
             lines.append(f"don't-fragment probes at MTU {self.mtu} passed")
         for src, err in sorted(self.errors.items()):
             lines.append(f"{src}: {err}")
+        if self.tunnels:
+            lines.append("tunnels of the unreachable pairs:")
+            lines += [f"  {line}" for line in self.tunnels]
         return "\n".join(lines) + "\n"
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,6 +103,7 @@ class VerifyResult:
             "failed_pairs": [list(p) for p in self.failed_pairs],
             "mtu_failed_pairs": [list(p) for p in self.mtu_failed_pairs],
             "errors": dict(self.errors),
+            "tunnels": list(self.tunnels),
             "seconds": round(self.seconds, 3),
         }
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from cloudcast.errors import CloudcastError
 from cloudcast.inventory.hosts import Inventory
 from cloudcast.plan.model import NetworkPlan
 from cloudcast.state.store import WorkDir, load_state
+from cloudcast.verify.probe import VerifyResult
 
 STALE_AFTER = 180  # seconds: WireGuard re-handshakes every 2 minutes on a live tunnel
 
@@ -217,8 +218,9 @@ def status(
     known_hosts: Path | None = None,
     connect_budget: float = 10.0,
     connect: Connector | None = None,
+    only: Collection[str] | None = None,
 ) -> StatusResult:
-    """Per VPN node: each peer's endpoint, latest handshake age, transfer, stale flag."""
+    """Per VPN node (or those in `only`): each peer's endpoint, latest handshake age, transfer, stale flag."""
     keys = public_keys if public_keys is not None else load_state(workdir).public_keys
     names = {key: name for name, key in keys.items()}
     conn = connect or connector(workdir, known_hosts, connect_budget=connect_budget)
@@ -252,7 +254,7 @@ def status(
             peers.append(replace(base, name=c.peer, children=len(c.children)))
         return NodeStatus(name, running, tuple(sorted(peers, key=lambda p: p.name)))
 
-    vpn = [n.name for n in plan.nodes if n.vpn]
+    vpn = [n.name for n in plan.nodes if n.vpn and (only is None or n.name in only)]
     probe = one_ipsec if plan.transport == "ipsec" else one
     outcomes = fan_out([n for n in vpn if n in known], probe, key=lambda n: n, parallel=parallel)
     result = StatusResult()
@@ -271,3 +273,48 @@ def status(
         )
         result.nodes.append(NodeStatus(name, False, error=message))
     return result
+
+
+def explain_failed_pairs(failed: Collection[tuple[str, str]], live: StatusResult) -> list[str]:
+    """One line per failed pair whose source peers directly with its target: that tunnel's state.
+
+    Tells a dead path (no handshake, nothing received) from a live tunnel whose traffic is lost
+    beyond it (routes, firewall); pairs that go through a hub or relay have no direct tunnel.
+    """
+    nodes = {n.name: n for n in live.nodes}
+    lines = []
+    for src, dst in failed:
+        node = nodes.get(src)
+        if node is None:
+            continue
+        if not node.up:
+            lines.append(f"{src} -> {dst}: {node.error or 'tunnel interface down'} on {src}")
+            continue
+        peer = next((p for p in node.peers if p.name == dst), None)
+        if peer is None:
+            continue
+        age = "never" if peer.handshake_age is None else f"{peer.handshake_age}s ago"
+        what = f"IKE SA {peer.state or 'missing'}" if peer.children is not None else f"handshake {age}"
+        lines.append(
+            f"{src} -> {dst}: endpoint {peer.endpoint or '(none: waits for the peer)'}, {what}, "
+            f"rx {_size(peer.rx)}, tx {_size(peer.tx)}"
+        )
+    return lines
+
+
+def explain_failures(
+    result: VerifyResult,
+    plan: NetworkPlan,
+    inventory: Inventory,
+    workdir: WorkDir,
+    *,
+    public_keys: Mapping[str, str] | None = None,
+    connect: Connector | None = None,
+    down: Collection[str] = (),
+) -> None:
+    """Fill `result.tunnels` with the live state of the failed pairs' tunnels (no-op when none failed)."""
+    sources = {src for src, _ in result.failed_pairs} - set(down) - set(result.errors)
+    if not sources:
+        return
+    live = status(plan, inventory, workdir, public_keys=public_keys, connect=connect, only=sources)
+    result.tunnels = explain_failed_pairs(result.failed_pairs, live)

@@ -7,6 +7,7 @@ around it (the bootstrapper cannot reach it) and the spokes route through hub2.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -58,3 +59,6 @@ def test_b_when_hub1_fails_the_spokes_fail_over_to_hub2(net: LabNet) -> None:
     assert f"From {HUB2}" in hop, hop
     bad = next(ln for ln in res.out.splitlines() if ln.startswith("unreachable: "))
     assert all("hub1" in pair.split("->") for pair in bad.removeprefix("unreachable: ").split(", ")), bad
+    # the failed pairs come with their tunnels' state: the spokes still dial the dead hub
+    assert "tunnels of the unreachable pairs:" in res.out, res.out
+    assert re.search(r"spoke1 -> hub1: endpoint 198\.18\.\d+\.\d+:\d+, handshake \d+s ago", res.out), res.out

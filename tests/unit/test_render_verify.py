@@ -6,7 +6,14 @@ import subprocess
 
 from cloudcast.bootstrap.facts import PeerFact, parse_facts
 from cloudcast.verify.probe import Probe, VerifyResult, parse_probes, probe_script
-from cloudcast.verify.status import NodeStatus, StatusResult, peer_status, status_script
+from cloudcast.verify.status import (
+    NodeStatus,
+    PeerStatus,
+    StatusResult,
+    explain_failed_pairs,
+    peer_status,
+    status_script,
+)
 
 
 def test_probe_script_is_posix_sh_and_probes_in_parallel() -> None:
@@ -76,3 +83,29 @@ def test_status_from_a_dump() -> None:
         [NodeStatus("bravo", True, (a, b)), NodeStatus("delta", False, error="timed out")]
     ).render()
     assert "alpha" in text and "30s ago" in text and "STALE" in text and "delta: timed out" in text
+
+
+def test_failed_pairs_are_explained_by_their_tunnels() -> None:
+    r = result()
+    live = StatusResult(
+        [
+            NodeStatus(
+                "bravo",
+                True,
+                (
+                    PeerStatus("alpha", "k1", "10.1.0.2:51820", 12, 4096, 4096),
+                    PeerStatus("charlie", "k2", "10.1.0.3:51820", None, 0, 1480),
+                ),
+            ),
+            NodeStatus("charlie", False, error="charon is not running"),
+        ]
+    )
+    lines = explain_failed_pairs([*r.failed_pairs, ("charlie", "alpha"), ("alpha", "charlie")], live)
+    assert lines == [
+        "bravo -> charlie: endpoint 10.1.0.3:51820, handshake never, rx 0 B, tx 1.4 KiB",
+        "charlie -> alpha: charon is not running on charlie",
+    ]  # alpha has no status here: its pair has no tunnel to explain
+    r.tunnels = lines
+    text = r.render_matrix()
+    assert "tunnels of the unreachable pairs:\n  bravo -> charlie: endpoint 10.1.0.3:51820" in text
+    assert r.to_dict()["tunnels"] == lines
