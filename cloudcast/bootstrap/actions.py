@@ -6,6 +6,7 @@ pin them, `plan` can show them, and a host already in shape gets an empty list.
 
 from __future__ import annotations
 
+import posixpath
 import shlex
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ PACKAGES = {
     "plugin-gcm": "libstrongswan-standard-plugins",
     "plugin-openssl": "libstrongswan-standard-plugins",
     "plugin-kernel-libipsec": "libcharon-extra-plugins",
+    "openssl": "openssl",
 }
 CHARON_PID = "/run/charon.pid"
 
@@ -47,11 +49,14 @@ class Action:
         return (self.kind, self.description, self.command, self.file.path if self.file else None)
 
 
-def required_tools(facts: Facts, *, vpn: bool, transport: str = "wireguard") -> tuple[str, ...]:
+def required_tools(
+    facts: Facts, *, vpn: bool, transport: str = "wireguard", certs: bool = False
+) -> tuple[str, ...]:
     if not vpn:
         return ("ip",)
     if transport == "ipsec":
         tools = ["swanctl", "nft", "ip", "ping", "plugin-gcm", "plugin-openssl"]
+        tools += ["openssl"] if certs else []
         tools.append("charon-systemd" if facts.systemd else "charon")
         if not facts.kernel_esp:
             tools.append("plugin-kernel-libipsec")
@@ -62,10 +67,16 @@ def required_tools(facts: Facts, *, vpn: bool, transport: str = "wireguard") -> 
     return tuple(tools)
 
 
-def prepare_actions(facts: Facts, paths: Paths, *, vpn: bool, transport: str = "wireguard") -> list[Action]:
-    """Phase 1: missing packages, then the WireGuard key pair (made on the host, only if missing)."""
+def prepare_actions(
+    facts: Facts, paths: Paths, *, vpn: bool, transport: str = "wireguard", certs: bool = False
+) -> list[Action]:
+    """Phase 1: missing packages, then the node's key pair (made on the host, only if missing).
+
+    The key is WireGuard's, or with IPsec `certs` the gateway's own IPsec key (EC P-256).
+    """
     actions: list[Action] = []
-    missing = [t for t in required_tools(facts, vpn=vpn, transport=transport) if not facts.has(t)]
+    needed = required_tools(facts, vpn=vpn, transport=transport, certs=certs)
+    missing = [t for t in needed if not facts.has(t)]
     packages = sorted({PACKAGES[t] for t in missing})
     if packages:
         if not facts.has("apt-get"):
@@ -91,6 +102,17 @@ def prepare_actions(facts: Facts, paths: Paths, *, vpn: bool, transport: str = "
                 f"generate the WireGuard key pair in {paths.key}",
                 f"umask 077; mkdir -p /etc/wireguard; [ -s {key} ] || "
                 f"{{ wg genkey > {key}.new && mv -f {key}.new {key}; }}",
+            )
+        )
+    if vpn and transport == "ipsec" and certs and facts.ipsec_public_key is None:
+        key = shlex.quote(paths.ipsec_key)
+        actions.append(
+            Action(
+                "keygen",
+                f"generate the IPsec key pair in {paths.ipsec_key}",
+                f"umask 077; mkdir -p {shlex.quote(posixpath.dirname(paths.ipsec_key))}; [ -s {key} ] || "
+                f"{{ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out {key}.new "
+                f"&& mv -f {key}.new {key}; }}",
             )
         )
     return actions
@@ -314,7 +336,9 @@ def _ipsec_actions(desired: Desired, facts: Facts, changed: set[str]) -> list[Ac
         verb = "restart" if facts.charon else "start"
         script = _start_charon(desired, facts, restart=facts.charon)
         actions.append(Action("charon", f"{verb} charon ({how}) and load the connections", script))
-    elif p.swanctl_conf in changed or set(facts.conns) != {c.name for c in desired.conns}:
+    elif changed & {p.swanctl_conf, p.ipsec_cert, p.ipsec_ca} or set(facts.conns) != {
+        c.name for c in desired.conns
+    }:
         n = len(desired.conns)
         reload = "swanctl --load-all --noprompt >/dev/null"
         actions.append(Action("reload", f"reload {n} IPsec connections", reload))
@@ -404,6 +428,8 @@ def teardown_actions(desired: Desired, facts: Facts) -> list[Action]:
             actions.append(Action("remove", f"remove {path}", f"rm -f {shlex.quote(path)}"))
     if facts.public_key is not None:
         actions.append(Action("remove", f"remove {p.key}", f"rm -f {shlex.quote(p.key)}"))
+    if facts.ipsec_public_key is not None:
+        actions.append(Action("remove", f"remove {p.ipsec_key}", f"rm -f {shlex.quote(p.ipsec_key)}"))
     if facts.systemd and (p.dropin in facts.hashes or p.routes_unit in facts.hashes):
         actions.append(Action("systemd", "reload systemd units", "systemctl daemon-reload"))
     if hosts_block(facts.hosts, desired.network) is not None:

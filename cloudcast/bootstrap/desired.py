@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
@@ -57,6 +58,14 @@ class ConnSpec:
     initiator: bool  # this side starts the SAs (and restarts them after a failure)
     children: tuple[ChildSpec, ...]
     psk: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class IpsecCert:
+    """A gateway's certificate and its CA's (PEM): public, its key stays on the host."""
+
+    cert: str
+    ca: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,11 +148,13 @@ def desired_state(
     systemd: bool = False,
     userspace: bool = False,
     kernel_esp: bool = False,
+    cert: IpsecCert | None = None,
 ) -> Desired:
     """Render node's files. `public_keys`: every node's WireGuard public key known so far.
 
     `userspace`: the kernel has no WireGuard (wireguard-go); `kernel_esp`: the kernel does
-    ESP itself (else IPsec runs through strongSwan's kernel-libipsec).
+    ESP itself (else IPsec runs through strongSwan's kernel-libipsec). `cert`: the node's IPsec
+    certificate and the CA's (ipsec_auth certificates).
     """
     paths = Paths(plan.interface)
     common = {"network": plan.name, "node": node.name}
@@ -184,7 +195,9 @@ def desired_state(
             conns = ipsec_conns(plan, node, inventory, psks)
             lo_addresses = (f"{node.overlay_ip}/32",)
             files += [sysctl] if node.forwards else []
-            files += _ipsec_files(plan, node, paths, conns, libipsec=libipsec)
+            if plan.ipsec_auth == "certificates" and cert is None:
+                raise BootstrapError(f"node {node.name}: no IPsec certificate (its key pair is missing)")
+            files += _ipsec_files(plan, node, paths, conns, libipsec=libipsec, cert=cert)
             files += _routes_files(plan, node, paths, (), lo_addresses, systemd=systemd)
         else:
             address = f"{node.overlay_ip}/{IPv4Network(plan.overlay).prefixlen}"
@@ -340,17 +353,35 @@ def ipsec_conns(
 
 
 def _ipsec_files(
-    plan: NetworkPlan, node: NodePlan, paths: Paths, conns: tuple[ConnSpec, ...], *, libipsec: bool
+    plan: NetworkPlan,
+    node: NodePlan,
+    paths: Paths,
+    conns: tuple[ConnSpec, ...],
+    *,
+    libipsec: bool,
+    cert: IpsecCert | None,
 ) -> list[ManagedFile]:
     common = {"network": plan.name, "node": node.name}
     swanctl = render(
-        "swanctl.conf.j2", **common, conns=conns, ike_proposals=IKE_PROPOSALS, esp_proposals=ESP_PROPOSALS
+        "swanctl.conf.j2",
+        **common,
+        conns=conns,
+        ike_proposals=IKE_PROPOSALS,
+        esp_proposals=ESP_PROPOSALS,
+        cert=posixpath.basename(paths.ipsec_cert) if cert else None,
+        cacert=posixpath.basename(paths.ipsec_ca) if cert else None,
     )
     charon = render("strongswan.conf.j2", **common, libipsec=libipsec, log=paths.charon_log)
-    return [
+    files = [
         ManagedFile(paths.strongswan_conf, charon.encode(), 0o644),
         ManagedFile(paths.swanctl_conf, swanctl.encode(), 0o600),  # holds the preshared keys
     ]
+    if cert is not None:
+        files += [
+            ManagedFile(paths.ipsec_cert, cert.cert.encode(), 0o644),
+            ManagedFile(paths.ipsec_ca, cert.ca.encode(), 0o644),
+        ]
+    return files
 
 
 def _routes_files(

@@ -21,6 +21,7 @@ TOOLS = (
     "sysctl",
     "swanctl",
     "charon-systemd",
+    "openssl",
 )
 #: strongSwan plugins IPsec needs: AES-GCM (gcm), ECP groups (openssl), userspace ESP
 PLUGINS = ("gcm", "openssl", "kernel-libipsec")
@@ -69,6 +70,7 @@ class Facts:
     children_up: tuple[str, ...] = ()  # CHILD_SAs in state INSTALLED
     lo_addresses: tuple[str, ...] = ()  # IPv4 addresses on lo (the overlay address of IPsec nodes)
     ipsec_enabled: bool = False  # strongswan.service (charon-systemd) is enabled
+    ipsec_public_key: str | None = None  # of the IPsec key (base64 DER), certificates auth
 
     def has(self, tool: str) -> bool:
         return tool in self.tools
@@ -112,12 +114,12 @@ have systemctl && [ "$(systemctl is-enabled wg-quick@{i} 2>/dev/null)" = enabled
 have ip && ip -4 route show | sed 's/^/route\t/'
 have systemctl && [ "$(systemctl is-enabled {paths.routes_unit_name} 2>/dev/null)" = enabled ] &&
   echo routes_enabled=1
-{_ipsec_facts() if ipsec else ""}echo "now=$(date +%s)"
+{_ipsec_facts(paths) if ipsec else ""}echo "now=$(date +%s)"
 exit 0
 """
 
 
-def _ipsec_facts() -> str:
+def _ipsec_facts(paths: Paths) -> str:
     # Kernel ESP: esp4 loaded, or an ESP state can be added in a throwaway network namespace
     # (nothing on the host itself is touched). Without it, charon uses kernel-libipsec.
     probe = (
@@ -139,6 +141,10 @@ fi
 have ip && ip link show dev {LIBIPSEC_IF} >/dev/null 2>&1 && echo libipsec=1
 have ip && ip -4 -o addr show dev lo | while read -r _ _ _ a _; do echo "lo_addr=$a"; done
 have systemctl && [ "$(systemctl is-enabled strongswan 2>/dev/null)" = enabled ] && echo ipsec_enabled=1
+K={shlex.quote(paths.ipsec_key)}
+if [ -s "$K" ] && have openssl; then
+  echo "ipsec_pubkey=$(openssl pkey -in "$K" -pubout -outform DER 2>/dev/null | base64 | tr -d '\\n')"
+fi
 """
 
 
@@ -223,4 +229,5 @@ def parse_facts(text: str) -> Facts:
         children_up=tuple(sorted(set(multi["child"]))),
         lo_addresses=tuple(sorted(multi["lo_addr"])),
         ipsec_enabled=kv.get("ipsec_enabled") == "1",
+        ipsec_public_key=kv.get("ipsec_pubkey") or None,
     )

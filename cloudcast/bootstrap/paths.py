@@ -63,6 +63,19 @@ class Paths:
         return f"/etc/strongswan.d/cloudcast-{self.interface}.conf"
 
     @property
+    def ipsec_key(self) -> str:
+        """The gateway's own IPsec private key (made on the host; certificates auth only)."""
+        return f"/etc/swanctl/private/cloudcast-{self.interface}.pem"
+
+    @property
+    def ipsec_cert(self) -> str:
+        return f"/etc/swanctl/x509/cloudcast-{self.interface}.pem"
+
+    @property
+    def ipsec_ca(self) -> str:
+        return f"/etc/swanctl/x509ca/cloudcast-{self.interface}-ca.pem"
+
+    @property
     def charon_log(self) -> str:
         return f"/var/log/cloudcast-{self.interface}-charon.log"
 
@@ -82,4 +95,6 @@ class Paths:
             self.routes_unit,
             self.swanctl_conf,
             self.strongswan_conf,
+            self.ipsec_cert,
+            self.ipsec_ca,
         )

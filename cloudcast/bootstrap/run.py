@@ -21,11 +21,12 @@ from cloudcast.bootstrap.actions import (
     renew_script,
     teardown_actions,
 )
-from cloudcast.bootstrap.desired import Desired, desired_state
+from cloudcast.bootstrap.desired import Desired, IpsecCert, desired_state
 from cloudcast.bootstrap.execute import StepFailed, execute
 from cloudcast.bootstrap.facts import Facts, facts_script, parse_facts
 from cloudcast.bootstrap.fanout import fan_out
 from cloudcast.bootstrap.paths import Paths
+from cloudcast.bootstrap.pki import issue
 from cloudcast.bootstrap.transport import ConnectError, SSHOptions, SSHTransport, Transport
 from cloudcast.errors import BootstrapError, CloudcastError
 from cloudcast.inventory.hosts import Host, Inventory
@@ -219,6 +220,7 @@ def bootstrap(
     if plan.transport not in ("wireguard", "ipsec"):
         raise BootstrapError(f"transport {plan.transport!r} is not supported by the bootstrapper")
     ipsec = plan.transport == "ipsec"
+    certs = ipsec and plan.ipsec_auth == "certificates"
     rep = reporter or _Quiet()
     conn = connect or connector(workdir, known_hosts, connect_budget=connect_budget)
     paths = Paths(plan.interface)
@@ -230,12 +232,14 @@ def bootstrap(
             s.transport = conn(s.host)
             rep.event(s.node.name, STAGE, "connected")
             s.facts = gather(s.transport, paths, ipsec=ipsec)
-            actions = prepare_actions(s.facts, paths, vpn=s.node.vpn, transport=plan.transport)
+            actions = prepare_actions(s.facts, paths, vpn=s.node.vpn, transport=plan.transport, certs=certs)
             if actions:
                 _run_step(s, actions, rep)
                 s.facts = gather(s.transport, paths, ipsec=ipsec)
             if s.node.vpn and not ipsec and not s.facts.public_key:
                 raise BootstrapError("the WireGuard key pair is missing after generating it")
+            if s.node.vpn and certs and not s.facts.ipsec_public_key:
+                raise BootstrapError("the IPsec key pair is missing after generating it")
 
         return _timed(s, body, rep)
 
@@ -258,6 +262,8 @@ def bootstrap(
                 rep.event("", STAGE, note)
                 warnings.append(note)
 
+    issued = _issue_certs(sessions, secrets, state) if certs else {}
+
     def converge(s: _Session) -> _Session:
         def body() -> None:
             assert s.facts is not None and s.transport is not None
@@ -270,6 +276,7 @@ def bootstrap(
                 systemd=s.facts.systemd,
                 userspace=not s.facts.kernel_wg,
                 kernel_esp=s.facts.kernel_esp,
+                cert=issued.get(s.node.name),
             )
             s.desired = desired
             for peer in desired.left_out:
@@ -300,6 +307,20 @@ def bootstrap(
     return BootstrapResult(
         results, gathered, warnings, time.monotonic() - started, plan=plan, down=tuple(sorted(down))
     )
+
+
+def _issue_certs(sessions: list[_Session], secrets: Secrets, state: State) -> dict[str, IpsecCert]:
+    """Certificates for the gateways' public keys (kept ones reused); a node that fails is marked."""
+    issued: dict[str, IpsecCert] = {}
+    for s in sessions:
+        if s.error is None and s.node.vpn and s.facts is not None and s.facts.ipsec_public_key:
+            try:
+                pem = issue(secrets, state, s.node.name, s.node.fqdn, s.facts.ipsec_public_key)
+            except BootstrapError as exc:
+                s.error = exc
+                continue
+            issued[s.node.name] = IpsecCert(pem, state.ca_cert)
+    return issued
 
 
 def _renew_sas(sessions: list[_Session], rep: Reporter, parallel: int) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cloudcast.bootstrap import BootstrapResult, bootstrap, teardown
 from cloudcast.bootstrap.hostkeys import KnownHosts, known_hosts_name
+from cloudcast.bootstrap.pki import ensure_ca
 from cloudcast.bootstrap.pool import Pool
 from cloudcast.bootstrap.run import connector
 from cloudcast.errors import BootstrapError, CloudcastError, RoutesError, VerifyError
@@ -95,8 +96,11 @@ def apply(
             _raise_route_conflicts(result.routes)
             return result
         secrets, created = ensure_psks(plan, load_secrets(ctx.workdir))
+        if plan.ipsec_auth == "certificates" and ensure_ca(plan.name, secrets, state):
+            rep.event("", "bootstrap", "new IPsec certificate authority")
+            save_state(ctx.workdir, state)
         save_secrets(ctx.workdir, secrets)
-        if created:
+        if created and plan.ipsec_auth != "certificates":
             rep.event("", "bootstrap", f"{created} new preshared keys")
         result.bootstrap, result.verify = _converge(ctx, plan, inv, state, secrets, rebuilt, skip_verify)
         _raise_failures(result)

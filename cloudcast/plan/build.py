@@ -98,6 +98,7 @@ def build_plan(
         name=spec.name,
         overlay=str(spec.network.overlay),
         transport=spec.network.transport.value,
+        ipsec_auth=spec.network.ipsec_auth.value,
         topology=topo.value,
         port=spec.network.port,
         mtu=spec.network.mtu,

@@ -115,6 +115,7 @@ class NetworkPlan:
     nodes: tuple[NodePlan, ...]
     services: tuple[ServicePlan, ...]
     warnings: tuple[str, ...] = ()
+    ipsec_auth: str = "psk"  # psk | certificates
 
     def node(self, name: str) -> NodePlan:
         for node in self.nodes:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Iterator
 from ipaddress import IPv4Network
 
-from cloudcast.spec.models import Backend, Provider, Role, Spec, Topology, Transport
+from cloudcast.spec.models import Backend, IpsecAuth, Provider, Role, Spec, Topology, Transport
 
 CLOUD = {Provider.AWS, Provider.LINODE, Provider.VULTR}
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", re.IGNORECASE)
@@ -141,6 +141,11 @@ def _topology(spec: Spec) -> Iterator[str]:
     net = spec.network
     if net.transport is Transport.IPSEC and net.topology is Topology.MESH:
         yield ("network.transport: ipsec runs between gateways; use topology 'gateways' or 'hub' (mesh)")
+    if net.ipsec_auth is IpsecAuth.CERTIFICATES and net.transport is not Transport.IPSEC:
+        yield (
+            "network.ipsec_auth: certificates are for transport ipsec; WireGuard peers "
+            f"authenticate by their keys ({net.transport.value})"
+        )
     hubs: list[str] = []
     for i, site in enumerate(spec.sites):
         gateways = [n for n in site.nodes if n.role in (Role.GATEWAY, Role.HUB)]

@@ -24,6 +24,11 @@ class Transport(StrEnum):
     IPSEC = "ipsec"
 
 
+class IpsecAuth(StrEnum):
+    PSK = "psk"
+    CERTIFICATES = "certificates"
+
+
 class Topology(StrEnum):
     MESH = "mesh"
     GATEWAYS = "gateways"
@@ -70,6 +75,11 @@ class Network(_Model):
         default=Topology.MESH,
         description="mesh: every node peers with every node; gateways: one gateway per site "
         "carries the site's CIDR; hub: spokes peer only with the hub.",
+    )
+    ipsec_auth: IpsecAuth = Field(
+        default=IpsecAuth.PSK,
+        description="How IPsec gateways authenticate: psk (a preshared key per pair) or certificates "
+        "(a key pair made on each gateway, its certificate signed by a CA cloudcast keeps).",
     )
     port: Port = Field(default=51871, description="UDP port of the transport (WireGuard).")
     mtu: int = Field(default=1420, ge=1280, le=9000, description="MTU of the tunnel interface.")

@@ -133,6 +133,9 @@ class State:
     # AWS sites (name -> region) whose resources may be in Terraform's state: a site removed
     # from the spec keeps its provider configuration until Terraform has destroyed them.
     aws_sites: dict[str, str] = field(default_factory=dict)
+    # IPsec certificates: the CA's and each gateway's (PEM; public, the keys stay elsewhere)
+    ca_cert: str = ""
+    certs: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -142,17 +145,20 @@ class State:
             "applied": self.applied,
             "routes": self.routes,
             "aws_sites": dict(sorted(self.aws_sites.items())),
+            "ca_cert": self.ca_cert,
+            "certs": dict(sorted(self.certs.items())),
         }
 
 
 @dataclass
 class Secrets:
-    """Preshared keys per pair. Never printed; stored with mode 0600."""
+    """Preshared keys per pair and the IPsec CA's private key. Never printed; stored with mode 0600."""
 
     psk: dict[str, str] = field(default_factory=dict)
+    ca_key: str = ""  # PEM; only with ipsec_auth certificates
 
     def __repr__(self) -> str:  # keep keys out of logs and tracebacks
-        return f"Secrets(psk=<{len(self.psk)} masked>)"
+        return f"Secrets(psk=<{len(self.psk)} masked>, ca_key=<{'set' if self.ca_key else 'none'}>)"
 
 
 def write_private(path: Path, text: str) -> None:
@@ -206,6 +212,8 @@ def load_state(wd: WorkDir) -> State:
         applied=dict(data.get("applied", {})),
         routes=list(data.get("routes", [])),
         aws_sites=dict(data.get("aws_sites", {})),
+        ca_cert=str(data.get("ca_cert", "")),
+        certs=dict(data.get("certs", {})),
     )
 
 
@@ -225,11 +233,15 @@ def forget_state(wd: WorkDir) -> None:
 
 
 def load_secrets(wd: WorkDir) -> Secrets:
-    return Secrets(psk=dict(_read_json(wd.secrets_file).get("psk", {})))
+    data = _read_json(wd.secrets_file)
+    return Secrets(psk=dict(data.get("psk", {})), ca_key=str(data.get("ca_key", "")))
 
 
 def save_secrets(wd: WorkDir, secrets: Secrets) -> None:
-    text = json.dumps({"psk": dict(sorted(secrets.psk.items()))}, indent=1) + "\n"
+    doc: dict[str, Any] = {"psk": dict(sorted(secrets.psk.items()))}
+    if secrets.ca_key:
+        doc["ca_key"] = secrets.ca_key
+    text = json.dumps(doc, indent=1) + "\n"
     write_private(wd.ensure().secrets_file, text)
 
 
@@ -247,7 +259,7 @@ def ensure_psks(plan: NetworkPlan, secrets: Secrets) -> tuple[Secrets, int]:
         if pair not in kept:
             kept[pair] = new_psk()
             created += 1
-    return Secrets(psk=kept), created
+    return Secrets(psk=kept, ca_key=secrets.ca_key), created
 
 
 @contextlib.contextmanager

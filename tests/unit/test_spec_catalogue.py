@@ -108,6 +108,8 @@ CASES: list[tuple[str, Mutation, str]] = [
     ("hub role in mesh", _set("sites.0.nodes.0.role", "hub"), "sites[0].nodes[0].role: role 'hub' needs topology 'hub' (topology is mesh)"),
     ("gateway role in mesh", _set("sites.0.nodes.0.role", "gateway"), "sites[0].nodes[0].role: role 'gateway' needs topology 'gateways' or 'hub' (mesh)"),
     ("ipsec mesh", _set("network.transport", "ipsec"), "network.transport: ipsec runs between gateways; use topology 'gateways' or 'hub' (mesh)"),
+    ("certificates with wireguard", _set("network.ipsec_auth", "certificates"), "network.ipsec_auth: certificates are for transport ipsec; WireGuard peers authenticate by their keys (wireguard)"),
+    ("bad ipsec_auth", _set("network.ipsec_auth", "x509"), "network.ipsec_auth: unknown value 'x509'; expected 'psk' or 'certificates'"),
     ("static without host", _del("sites.1.nodes.0.ssh"), "sites[1].nodes[0].ssh.host: required for static nodes (node 'h1')"),
     ("cloud with host", _set("sites.0.nodes.0.ssh", {"host": "1.2.3.4"}), "sites[0].nodes[0].ssh.host: the address of aws nodes comes from Terraform; remove it ('1.2.3.4')"),
     ("cloud behind nat", _set("sites.0.nodes.0.behind_nat", True), "sites[0].nodes[0].behind_nat: aws instances have public addresses; behind_nat is for static and lab nodes"),
