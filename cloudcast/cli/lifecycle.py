@@ -113,11 +113,12 @@ def cmd_apply(args: argparse.Namespace, env: Environment) -> ExitStatus:
     from cloudcast.pipeline.apply import apply
     from cloudcast.pipeline.plan import is_planfile, read_planfile
 
-    digest = None
+    digest, saved_tfplan = None, None
     spec_arg = Path(args.spec)
     if is_planfile(spec_arg):
         saved = read_planfile(spec_arg)
         args.spec, digest = saved["spec_path"], saved["plan_digest"]
+        saved_tfplan = Path(saved["tfplan"])
         args.workdir = Path(saved["workdir"])
         args.auto_approve = True  # a saved plan was reviewed when it was made, as with terraform
     ctx = context(args, env)
@@ -138,6 +139,7 @@ def cmd_apply(args: argparse.Namespace, env: Environment) -> ExitStatus:
         replace_routes=args.replace_routes,
         preflight_checks=not args.skip_preflight,
         expected_digest=digest,
+        saved_tfplan=saved_tfplan,
     )
     if result.verify is not None:
         if args.json:

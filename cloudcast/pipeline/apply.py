@@ -59,11 +59,16 @@ def apply(
     replace_routes: bool = False,
     preflight_checks: bool = True,
     expected_digest: str | None = None,
+    saved_tfplan: Path | None = None,
 ) -> ApplyResult:
-    """Plan, confirm, Terraform apply, inventory, bootstrap, verify. Raises on any failed host."""
+    """Plan, confirm, Terraform apply, inventory, bootstrap, verify. Raises on any failed host.
+
+    `expected_digest` and `saved_tfplan` come from a plan file: the network must still plan to
+    that digest, and Terraform applies exactly the saved plan.
+    """
     rep = ctx.reporter
     with locked(ctx.workdir):
-        planned = run_plan(ctx, preflight_checks=preflight_checks)
+        planned = run_plan(ctx, preflight_checks=preflight_checks, saved_tfplan=saved_tfplan)
         plan, state = planned.summary.plan, planned.state
         if expected_digest and expected_digest != plan.digest():
             raise CloudcastError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,14 @@ class PlanResult:
     tfplan_doc: dict[str, Any]
 
 
-def run_plan(ctx: Context, *, destroy: bool = False, preflight_checks: bool = True) -> PlanResult:
-    """Plan the whole network; nothing is created or changed anywhere."""
+def run_plan(
+    ctx: Context, *, destroy: bool = False, preflight_checks: bool = True, saved_tfplan: Path | None = None
+) -> PlanResult:
+    """Plan the whole network; nothing is created or changed anywhere.
+
+    With `saved_tfplan` (from `plan -out`), Terraform does not plan again: that plan is shown
+    and later applied as it is (Terraform refuses it if its state moved on since).
+    """
     if preflight_checks and any(s.provider.value in ("aws", "linode", "vultr") for s in ctx.spec.sites):
         from cloudcast.preflight import preflight
 
@@ -44,11 +51,21 @@ def run_plan(ctx: Context, *, destroy: bool = False, preflight_checks: bool = Tr
     tf = ctx.terraform(terraform_sink(ctx.reporter))
     ctx.reporter.event("", "terraform", "init")
     tf.init()
-    tfplan = ctx.workdir.terraform / "cloudcast.tfplan"
-    ctx.reporter.event("", "terraform", "plan")
-    changed = tf.plan(tfplan, destroy=destroy)
-    # `show -json` costs a Terraform start-up; a plan without changes has nothing to show
-    doc = tf.show(tfplan) if changed else {}
+    if saved_tfplan is not None:
+        if not saved_tfplan.is_file():
+            raise StateError(
+                f"the saved Terraform plan {saved_tfplan} is missing",
+                hint="run `cloudcast plan -out FILE` again",
+            )
+        tfplan = saved_tfplan
+        ctx.reporter.event("", "terraform", f"using the saved plan {saved_tfplan}")
+        doc = tf.show(tfplan)
+    else:
+        tfplan = ctx.workdir.terraform / "cloudcast.tfplan"
+        ctx.reporter.event("", "terraform", "plan")
+        changed = tf.plan(tfplan, destroy=destroy)
+        # `show -json` costs a Terraform start-up; a plan without changes has nothing to show
+        doc = tf.show(tfplan) if changed else {}
     summary = summarize(plan, doc, state.applied)
     summary.routes = route_changes(ctx, plan, state, tf)
     return PlanResult(summary=summary, state=state, tfplan=tfplan, tfplan_doc=doc)
@@ -72,15 +89,23 @@ def route_changes(ctx: Context, plan: NetworkPlan, state: State, tf: Terraform) 
 
 
 def write_planfile(path: Path, ctx: Context, result: PlanResult) -> None:
-    """Save a plan for `cloudcast apply PLANFILE`: the spec, the network plan, the Terraform plan."""
-    data = {
+    """Save a plan for `cloudcast apply PLANFILE`: the spec, the network plan's digest, and a copy
+    of the Terraform plan beside it (`PLANFILE.tfplan`, mode 0600: Terraform plans can hold
+    sensitive values), so a later `plan` cannot replace what was reviewed."""
+    tfplan = path.with_name(path.name + ".tfplan")
+    with open(result.tfplan, "rb") as src:
+        data = src.read()
+    fd = os.open(tfplan, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as dst:
+        dst.write(data)
+    doc = {
         "version": PLANFILE_VERSION,
         "spec_path": str(ctx.spec_path.resolve()),
         "workdir": str(ctx.workdir.root.resolve()),
         "plan_digest": result.summary.plan.digest(),
-        "tfplan": str(result.tfplan.resolve()),
+        "tfplan": str(tfplan.resolve()),
     }
-    path.write_text(json.dumps(data, indent=1) + "\n")
+    path.write_text(json.dumps(doc, indent=1) + "\n")
 
 
 def is_planfile(path: Path) -> bool:

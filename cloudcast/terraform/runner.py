@@ -168,9 +168,12 @@ class Terraform:
             locked = lock_error(detail, self.workdir)
             if locked is not None:
                 raise locked
+            stale = "Saved plan is stale" in detail
             raise TerraformError(
                 f"terraform {args[0]} failed (exit {code}): {detail}",
-                hint=f"the Terraform working dir is {self.workdir}",
+                hint="the state changed since the plan was saved: run `cloudcast plan -out FILE` again"
+                if stale
+                else f"the Terraform working dir is {self.workdir}",
             )
         return Result(code=code, stdout=stdout)
 
