@@ -204,7 +204,34 @@ def apply_actions(desired: Desired, facts: Facts) -> list[Action]:
                 )
     if not desired.ipsec:
         actions.extend(_route_actions(desired, facts, changed))
+        actions.extend(_failover_actions(desired, facts, changed))
     return actions
+
+
+def _stop_failover(p: Paths, facts: Facts) -> str:
+    pid = shlex.quote(p.failover_pid)
+    name = shlex.quote(p.failover_unit_name)
+    unit = f"systemctl disable -q --now {name} 2>/dev/null; " if facts.systemd else ""
+    return f'{unit}[ -s {pid} ] && kill "$(cat {pid})" 2>/dev/null; rm -f {pid}; true'
+
+
+def _failover_actions(desired: Desired, facts: Facts, changed: set[str]) -> list[Action]:
+    """The failover agent runs the script written (restarted when it changed); none when unplanned."""
+    p = desired.paths
+    if desired.file(p.failover) is None:
+        stop = Action("failover", "stop the failover agent", _stop_failover(p, facts))
+        return [stop] if facts.failover else []
+    if facts.failover and p.failover not in changed:
+        return []
+    verb = "restart" if facts.failover else "start"
+    if facts.systemd:
+        unit = shlex.quote(p.failover_unit_name)
+        command = f"systemctl daemon-reload && systemctl enable -q {unit} && systemctl restart {unit}"
+    else:
+        # no systemd (containers, the lab): the agent runs detached, like charon
+        script = shlex.quote(p.failover)
+        command = f"{_stop_failover(p, facts)}; setsid sh {script} </dev/null >/dev/null 2>&1 &"
+    return [Action("failover", f"{verb} the failover agent", command)]
 
 
 def _owned_routes(facts: Facts) -> list[str]:
@@ -400,6 +427,8 @@ def teardown_actions(desired: Desired, facts: Facts) -> list[Action]:
     p = desired.paths
     i = shlex.quote(p.interface)
     actions: list[Action] = []
+    if facts.failover:
+        actions.append(Action("failover", "stop the failover agent", _stop_failover(p, facts)))
     if desired.transport == "ipsec":
         actions.extend(_ipsec_teardown(desired, facts))
     if facts.iface:

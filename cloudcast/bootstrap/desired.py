@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
@@ -234,6 +235,8 @@ def desired_state(
         ]
         routes = tuple([(cidr, via) for cidr in node.routes] + [(c, v) for c, v in direct if v])
         files += _routes_files(plan, node, paths, routes, (), systemd=systemd)
+    if node.failover and not ipsec and (node.vpn or routes):
+        files += _failover_files(plan, node, paths, public_keys, routes, systemd=systemd)
     return Desired(
         node=node.name,
         network=plan.name,
@@ -381,6 +384,50 @@ def _ipsec_files(
             ManagedFile(paths.ipsec_cert, cert.cert.encode(), 0o644),
             ManagedFile(paths.ipsec_ca, cert.ca.encode(), 0o644),
         ]
+    return files
+
+
+#: probes in a row a primary may miss (one a second) before its standby takes over
+FAILOVER_MISSES = 3
+
+
+def _failover_files(
+    plan: NetworkPlan,
+    node: NodePlan,
+    paths: Paths,
+    public_keys: Mapping[str, str],
+    routes: tuple[tuple[str, str], ...],
+    *,
+    systemd: bool,
+) -> list[ManagedFile]:
+    """The failover agent (and its unit where systemd runs) from the plan's failover rules."""
+    i = shlex.quote(paths.interface)
+    planned = {link.peer: link.allowed_ips for link in node.peers}
+    rules = []
+    for rule in node.failover:
+        fail: list[str] = []
+        restore: list[str] = []
+        # the side that gains addresses is set first: WireGuard moves them from the other peer
+        for peer, ips in sorted(rule.peers, key=lambda p: p[0] == rule.watch):
+            key = public_keys.get(peer)
+            if key and peer in planned:
+                fail.append(f"wg set {i} peer {key} allowed-ips {','.join(sorted(ips))}")
+                restore.insert(0, f"wg set {i} peer {key} allowed-ips {','.join(sorted(planned[peer]))}")
+        fail += [f"ip route replace {cidr} via {via} proto {ROUTE_PROTO}" for cidr, via in rule.routes]
+        if rule.routes:
+            restore += [f"ip route replace {cidr} via {via} proto {ROUTE_PROTO}" for cidr, via in routes]
+        if fail:
+            rules.append({"watch": rule.watch, "address": rule.address, "fail": fail, "restore": restore})
+    if not rules:
+        return []
+    common = {"network": plan.name, "node": node.name}
+    script = render(
+        "failover.sh.j2", **common, rules=rules, misses=FAILOVER_MISSES, pidfile=paths.failover_pid
+    )
+    files = [ManagedFile(paths.failover, script.encode(), 0o700)]
+    if systemd:
+        unit = render("failover.service.j2", **common, interface=paths.interface, script=paths.failover)
+        files.append(ManagedFile(paths.failover_unit, unit.encode(), 0o644))
     return files
 
 

@@ -71,6 +71,7 @@ class Facts:
     lo_addresses: tuple[str, ...] = ()  # IPv4 addresses on lo (the overlay address of IPsec nodes)
     ipsec_enabled: bool = False  # strongswan.service (charon-systemd) is enabled
     ipsec_public_key: str | None = None  # of the IPsec key (base64 DER), certificates auth
+    failover: bool = False  # the failover agent runs
 
     def has(self, tool: str) -> bool:
         return tool in self.tools
@@ -114,6 +115,8 @@ have systemctl && [ "$(systemctl is-enabled wg-quick@{i} 2>/dev/null)" = enabled
 have ip && ip -4 route show | sed 's/^/route\t/'
 have systemctl && [ "$(systemctl is-enabled {paths.routes_unit_name} 2>/dev/null)" = enabled ] &&
   echo routes_enabled=1
+F={q(paths.failover_pid)}
+[ -s "$F" ] && kill -0 "$(cat "$F")" 2>/dev/null && echo failover=1
 {_ipsec_facts(paths) if ipsec else ""}echo "now=$(date +%s)"
 exit 0
 """
@@ -230,4 +233,5 @@ def parse_facts(text: str) -> Facts:
         lo_addresses=tuple(sorted(multi["lo_addr"])),
         ipsec_enabled=kv.get("ipsec_enabled") == "1",
         ipsec_public_key=kv.get("ipsec_pubkey") or None,
+        failover=kv.get("failover") == "1",
     )

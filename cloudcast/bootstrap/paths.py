@@ -54,6 +54,23 @@ class Paths:
         return f"cloudcast-{self.interface}-routes.service"
 
     @property
+    def failover(self) -> str:
+        """The failover agent: hands a dead primary's CIDRs to its standby (see templates)."""
+        return f"/etc/cloudcast/{self.interface}-failover.sh"
+
+    @property
+    def failover_unit_name(self) -> str:
+        return f"cloudcast-{self.interface}-failover.service"
+
+    @property
+    def failover_unit(self) -> str:
+        return f"/etc/systemd/system/{self.failover_unit_name}"
+
+    @property
+    def failover_pid(self) -> str:
+        return f"/run/cloudcast-{self.interface}-failover.pid"
+
+    @property
     def swanctl_conf(self) -> str:
         return f"/etc/swanctl/conf.d/cloudcast-{self.interface}.conf"
 
@@ -97,4 +114,6 @@ class Paths:
             self.strongswan_conf,
             self.ipsec_cert,
             self.ipsec_ca,
+            self.failover,
+            self.failover_unit,
         )

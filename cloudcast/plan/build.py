@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cloudcast.plan.allocate import allocate, lab_ip
 from cloudcast.plan.model import (
     Allocations,
     EndpointKind,
+    Failover,
     LabShape,
     Link,
     NatMode,
@@ -35,6 +36,60 @@ class _N:
 
 def build_plan(
     spec: Spec, previous: Allocations | None = None, *, down: Collection[str] = ()
+) -> tuple[NetworkPlan, Allocations]:
+    """Plan the network (see `_build`), with each node's automatic failover rules."""
+    plan, alloc = _build(spec, previous, down)
+    if plan.transport != "wireguard":
+        return plan, alloc
+    rules: dict[str, list[Failover]] = {}
+    for primary in _primaries(plan, down):
+        without, _ = _build(spec, alloc, {*down, primary})
+        for node, rule in _changes(plan, without, primary):
+            rules.setdefault(node, []).append(rule)
+    if not rules:
+        return plan, alloc
+    nodes = tuple(replace(n, failover=tuple(rules.get(n.name, ()))) for n in plan.nodes)
+    return replace(plan, nodes=nodes), alloc
+
+
+def _primaries(plan: NetworkPlan, down: Collection[str]) -> list[str]:
+    """Live primary gateways and hubs that have a live standby to take over."""
+    if plan.topology == "hub":
+        hubs = [n.name for n in plan.nodes if n.role == "hub" and n.name not in down]
+        return hubs[:1] if len(hubs) > 1 else []
+    out = []
+    for site in plan.sites:
+        live = [g for g in site.gateways if g not in down]
+        if len(live) > 1:
+            out.append(live[0])
+    return out
+
+
+def _changes(plan: NetworkPlan, without: NetworkPlan, primary: str) -> list[tuple[str, Failover]]:
+    """Per node, what differs once `primary` is down: allowed IPs of its peers, member routes."""
+    dead = plan.node(primary)
+    out = []
+    for node in plan.nodes:
+        if node.name == primary:
+            continue
+        after = without.node(node.name)
+        if node.vpn:
+            before = {link.peer: link.allowed_ips for link in node.peers}
+            moved = [link for link in after.peers if before.get(link.peer) != link.allowed_ips]
+            peers = tuple((link.peer, link.allowed_ips) for link in moved)
+            if peers:
+                out.append((node.name, Failover(primary, dead.overlay_ip, peers=peers)))
+        elif node.gateway != after.gateway and after.gateway:
+            via = without.node(after.gateway).private_ip
+            if via:
+                # probed at its overlay address: a gateway whose tunnel died still answers on its LAN
+                routes = tuple((cidr, via) for cidr in after.routes)
+                out.append((node.name, Failover(primary, dead.overlay_ip, routes=routes)))
+    return out
+
+
+def _build(
+    spec: Spec, previous: Allocations | None = None, down: Collection[str] = ()
 ) -> tuple[NetworkPlan, Allocations]:
     """Plan the network; returns the plan and the allocations to record for next time.
 
@@ -74,6 +129,7 @@ def build_plan(
         for node in site.nodes:
             n = nodes[node.name]
             member = not n.vpn
+            standby = topo is not Topology.MESH and node.name in gateways[site.name][1:]
             node_plans.append(
                 NodePlan(
                     name=node.name,
@@ -84,7 +140,8 @@ def build_plan(
                     overlay_ip=alloc.overlay[node.name],
                     vpn=n.vpn,
                     behind_nat=n.nat,
-                    forwards=bool(n.routed) or node.role is Role.HUB or node.name in relays,
+                    # a standby gateway forwards already, so taking over needs no change on it
+                    forwards=bool(n.routed) or node.role is Role.HUB or node.name in relays or standby,
                     size=node.size,
                     image=node.image,
                     private_ip=alloc.private.get(node.name),

@@ -59,6 +59,22 @@ class LabShape:
 
 
 @dataclass(frozen=True, slots=True)
+class Failover:
+    """What a node changes by itself when `watch` (a primary gateway or hub) stops answering.
+
+    The node pings `address` (the primary's overlay address: through the tunnel, or from a
+    member via the primary's LAN address); after a few misses it gives `peers` the allowed IPs listed (the
+    standby takes the primary's CIDRs) and sends `routes` (cidr, via) through the standby.
+    When the primary answers again, the planned state comes back.
+    """
+
+    watch: str
+    address: str
+    peers: tuple[tuple[str, tuple[str, ...]], ...] = ()  # peer -> allowed IPs while `watch` is down
+    routes: tuple[tuple[str, str], ...] = ()  # member routes while `watch` is down
+
+
+@dataclass(frozen=True, slots=True)
 class NodePlan:
     name: str
     site: str
@@ -76,6 +92,7 @@ class NodePlan:
     routes: tuple[str, ...]  # CIDRs a member routes via its gateway
     lab: LabShape | None
     peers: tuple[Link, ...]
+    failover: tuple[Failover, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,8 @@ examples/lab-gateways.json: three site LANs (bridges in 10.1-3.0.0/24), two memb
 run no VPN, one gateway per site (home's behind NAT) and a standby gateway in east. One
 network is built for the module and taken through the scenarios in order: converge and
 verify member to member, traffic really crosses the gateways, re-apply touches nothing, a
-lost route comes back, then the primary east gateway dies: the other sites keep talking, and
-after `apply` east's members recover through the standby.
+lost route comes back, then the primary east gateway dies: the other sites keep talking, east's
+members recover through the standby by themselves (failover agents), and `apply` plans the same.
 """
 
 from __future__ import annotations
@@ -83,12 +83,18 @@ def test_e_gateway_failure_others_keep_talking_and_the_standby_takes_over(net: L
     lab.kill_host("gw-east", net.prefix)
     # the other sites never depended on east's gateway
     assert net.reaches("west1", "10.3.0.12", 3) and net.reaches("home1", "10.2.0.12", 3)
-    assert not net.reaches("east1", "10.2.0.11", 2)
+    standby = "10.1.0.11"  # gw-east2's LAN address (east1 and east2 are .12 and .13)
+    # no apply yet: east's members re-route through the standby and the other gateways send
+    # east's CIDR to it, each by its own failover agent, within seconds
+    for src, dst in (("east1", "10.2.0.11"), ("east2", "10.3.0.12"), ("west2", "10.1.0.12")):
+        assert net.reaches(src, dst, 20), (src, dst)
+    assert f"10.2.0.0/24 via {standby} dev lan0 proto 241" in net.sh("east1", "ip route").stdout
+    east = net.sh("gw-west", "wg show cc0 allowed-ips").stdout
+    assert any("10.1.0.0/24" in line and "10.42.0.2/32" in line for line in east.splitlines()), east
     res = net.apply()
     assert res.code == 1  # gw-east is down, and apply says so
     assert "gw-east (node gw-east" in res.err, res.err[-3000:]
     assert "gw-east is down: site east fails over to gw-east2" in res.err, res.err[-3000:]
-    standby = "10.1.0.11"  # gw-east2's LAN address (east1 and east2 are .12 and .13)
     assert net.sh("east1", "ip -4 -o addr show dev lan0").stdout.split()[3] == "10.1.0.12/24"
     routes = net.sh("east1", "ip route").stdout
     assert f"10.2.0.0/24 via {standby} dev lan0 proto 241" in routes, routes

@@ -133,6 +133,7 @@ def test_member_routes_go_via_the_gateway_and_to_a_standby_on_the_lan() -> None:
         hosts=d.hosts_block,
         routes_enabled=True,
         routes=tuple(f"{c.removesuffix('/32')} via {v} dev lan0 proto 241" for c, v in d.routes),
+        failover=True,  # gwa has a standby (gwa2): the member's failover agent runs
     )
     assert apply_actions(d, done) == []
     stale = replace(done, routes=(*done.routes, "10.7.0.0/24 via 10.1.0.10 dev lan0 proto 241"))
