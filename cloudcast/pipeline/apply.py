@@ -108,6 +108,12 @@ def apply(
         if created and plan.ipsec_auth != "certificates":
             rep.event("", "bootstrap", f"{created} new preshared keys")
         result.bootstrap, result.verify = _converge(ctx, plan, inv, state, secrets, rebuilt, skip_verify)
+        live = result.bootstrap.plan
+        if live is not None and live.digest() != plan.digest() and routed_sites(live):
+            # a gateway was found down: the route tables point at the standby that took over
+            rep.event("", "routes", "re-pointing the route tables at the gateways that took over")
+            result.routes = _program_routes(ctx, live, inv, state, replace_routes)
+            save_state(ctx.workdir, state)
         _raise_failures(result)
         return result
 
