@@ -22,7 +22,9 @@ STATE_VERSION = 1
 
 @dataclass(frozen=True)
 class RemoteState:
-    """cloudcast's state as one S3 object beside Terraform's (`state.backend: s3`).
+    """cloudcast's state as one S3 object beside Terraform's (`state.backend: s3`), and its
+    secrets (preshared keys, the IPsec CA key) as another, encrypted at rest (SSE), so every
+    work dir of a team uses the same keys.
 
     Credentials come from `environ` (the command's environment) and are only held in memory.
     """
@@ -58,11 +60,15 @@ class RemoteState:
         )
         return session.client("s3", endpoint_url=self.endpoint, config=config)
 
-    def _call(self, action: str, **kwargs: Any) -> Any:
+    @property
+    def secrets_key(self) -> str:
+        return f"{self.key.rpartition('/')[0]}/cloudcast.secrets.json".lstrip("/")
+
+    def _call(self, action: str, key: str | None = None, **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            return getattr(self._client(), action)(Bucket=self.bucket, Key=self.key, **kwargs)
+            return getattr(self._client(), action)(Bucket=self.bucket, Key=key or self.key, **kwargs)
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if action == "get_object" and code in ("NoSuchKey", "404"):
@@ -74,16 +80,17 @@ class RemoteState:
         except BotoCoreError as exc:
             raise StateError(f"{self.url}: cannot reach S3 ({exc})") from None
 
-    def read(self) -> str | None:
-        """The state document, or None when there is none yet."""
-        resp = self._call("get_object")
+    def read(self, key: str | None = None) -> str | None:
+        """The state document (or the object `key`), or None when there is none yet."""
+        resp = self._call("get_object", key)
         return None if resp is None else str(resp["Body"].read().decode("utf-8"))
 
-    def write(self, text: str) -> None:
-        self._call("put_object", Body=text.encode("utf-8"), ContentType="application/json")
+    def write(self, text: str, key: str | None = None) -> None:
+        extra = {"ServerSideEncryption": "AES256"} if key == self.secrets_key else {}
+        self._call("put_object", key, Body=text.encode("utf-8"), ContentType="application/json", **extra)
 
-    def delete(self) -> None:
-        self._call("delete_object")
+    def delete(self, key: str | None = None) -> None:
+        self._call("delete_object", key)
 
 
 @dataclass(frozen=True)
@@ -91,7 +98,8 @@ class WorkDir:
     """Where one network's state lives (default `.cloudcast/` beside the spec).
 
     With `remote` set (spec `state.backend: s3`) cloudcast's state is read from and written
-    to S3 beside Terraform's; the work dir keeps a local copy, secrets and the run lock.
+    to S3 beside Terraform's, and so are its secrets; the work dir keeps local copies (secrets
+    mode 0600), the recorded host keys and the run lock.
     """
 
     root: Path
@@ -230,10 +238,16 @@ def forget_state(wd: WorkDir) -> None:
         path.unlink(missing_ok=True)
     if wd.remote is not None:
         wd.remote.delete()
+        wd.remote.delete(wd.remote.secrets_key)
 
 
 def load_secrets(wd: WorkDir) -> Secrets:
-    data = _read_json(wd.secrets_file)
+    """The team's secrets from S3 with a remote state (else, or before the first save, the work dir's)."""
+    data: dict[str, Any] = {}
+    if wd.remote is not None:
+        text = wd.remote.read(wd.remote.secrets_key)
+        data = _parse_json(text, f"s3://{wd.remote.bucket}/{wd.remote.secrets_key}") if text else {}
+    data = data or _read_json(wd.secrets_file)
     return Secrets(psk=dict(data.get("psk", {})), ca_key=str(data.get("ca_key", "")))
 
 
@@ -243,6 +257,8 @@ def save_secrets(wd: WorkDir, secrets: Secrets) -> None:
         doc["ca_key"] = secrets.ca_key
     text = json.dumps(doc, indent=1) + "\n"
     write_private(wd.ensure().secrets_file, text)
+    if wd.remote is not None:
+        wd.remote.write(text, wd.remote.secrets_key)
 
 
 def new_psk() -> str:

@@ -2,8 +2,9 @@
 
 Terraform's state lives in the bucket (`use_lockfile: true`, S3-native locking) and so does
 cloudcast's own (`<key>/cloudcast.state.json`: allocations, owned routes, AWS sites), so a
-second work dir (another person's checkout) plans the same network with no changes. The work
-dir keeps secrets, known hosts and the run lock. Two concurrent applies: sharing a work dir,
+second work dir (another person's checkout) plans the same network with no changes; the
+secrets (preshared keys, IPsec CA key) are shared there too, encrypted at rest. The work dir
+keeps local copies, known hosts and the run lock. Two concurrent applies: sharing a work dir,
 cloudcast's own lock fires first; from two work dirs sharing the S3 state, Terraform's lock
 fires (Terraform's default `-lock-timeout` is 0 s), and both say so clearly, fast.
 Credentials are never written to any file cloudcast or Terraform leaves behind.
@@ -127,6 +128,23 @@ def test_a_second_work_dir_sees_the_same_network(team: Team) -> None:
     assert summary["routes"] == []  # bob's checkout knows alice's routes are cloudcast's
 
 
+def test_secrets_are_shared_through_the_bucket_encrypted(team: Team) -> None:
+    from cloudcast.pipeline.context import remote_state
+    from cloudcast.spec import load_spec
+    from cloudcast.state.store import Secrets, WorkDir, load_secrets, save_secrets
+
+    remote = remote_state(load_spec(team.spec), team.env)
+    assert remote is not None
+    alice, bob = WorkDir(team.a, remote), WorkDir(team.b, remote)
+    assert load_secrets(bob).psk == {}  # nothing made yet
+    save_secrets(alice, Secrets(psk={"gw-a--gw-b": "x" * 43 + "="}, ca_key="PEM"))
+    shared = load_secrets(bob)  # another checkout gets the same keys, not new ones
+    assert shared.psk == {"gw-a--gw-b": "x" * 43 + "="} and shared.ca_key == "PEM"
+    key = f"{NETWORK}/cloudcast.secrets.json"
+    assert team.s3.head_object(Bucket=team.bucket, Key=key)["ServerSideEncryption"] == "AES256"
+    assert (team.a / "secrets.json").stat().st_mode & 0o777 == 0o600  # and a local copy
+
+
 def test_concurrent_applies_fail_fast_with_a_clear_lock_message(team: Team) -> None:
     # Alice applies a bigger network (a new instance keeps Terraform busy for 10+ s) ...
     logs = team.base / "alice-apply.log"
@@ -212,4 +230,5 @@ def test_destroy_from_the_other_work_dir(team: Team) -> None:
     assert running["Reservations"] == []
     assert team.ec2.describe_addresses(Filters=team.ours())["Addresses"] == []
     assert f"{NETWORK}/cloudcast.state.json" not in team.objects()
+    assert f"{NETWORK}/cloudcast.secrets.json" not in team.objects()
     assert json.loads(team.object(f"{NETWORK}/terraform.tfstate"))["resources"] == []
