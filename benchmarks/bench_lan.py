@@ -15,24 +15,15 @@ Latency is the average of `ping -c 50 -i 0.02`; throughput one `iperf3 -t SECOND
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from labbench import PREFIX, ROOT, address, cloudcast, lab, lab_to_ourselves, sh
 
-from cloudcast import lab  # noqa: E402
-
-PREFIX = "ccbench"
-MACHINE_LOCK = Path("/run/cloudcast/lab-tests.lock")  # the lab tests' lock: one lab at a time
 CASES = (
     # transport, example, source member, destination member
     ("WireGuard", "lab-gateways.json", "east1", "west1"),
@@ -45,21 +36,6 @@ class Measure:
     path: str
     ping_ms: float
     mbit_s: float
-
-
-def sh(host: str, command: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return lab.exec_in(host, ["sh", "-c", command], PREFIX, timeout=timeout)
-
-
-def cloudcast(*args: str) -> None:
-    env = {**os.environ, "CLOUDCAST_LAB_PREFIX": PREFIX, "CI": "1"}
-    done = subprocess.run([sys.executable, "-m", "cloudcast", *args], env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"cloudcast {' '.join(args)} failed:\n{done.stderr[-3000:]}")
-
-
-def address(host: str, dev: str) -> str:
-    return sh(host, f"ip -4 -o addr show dev {dev}").stdout.split()[3].split("/")[0]
 
 
 def ping(src: str, dst: str) -> float:
@@ -98,16 +74,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5, help="iperf3 run length (5)")
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        raise SystemExit("the lab needs root")
-    MACHINE_LOCK.parent.mkdir(parents=True, exist_ok=True)
-    with open(MACHINE_LOCK, "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        lab.down(PREFIX)
-        rows: list[Measure] = []
-        with tempfile.TemporaryDirectory(prefix="bench-lan-") as tmp:
-            for case in CASES:
-                rows += run_case(*case, args.seconds, Path(tmp))
+    rows: list[Measure] = []
+    with lab_to_ourselves(), tempfile.TemporaryDirectory(prefix="bench-lan-") as tmp:
+        for case in CASES:
+            rows += run_case(*case, args.seconds, Path(tmp))
     width = max(len(r.path) for r in rows)
     print(f"{'path':<{width}}  {'ping avg (ms)':>13}  {'iperf3 (Mbit/s)':>15}")
     for r in rows:

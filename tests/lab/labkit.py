@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -50,6 +51,11 @@ class LabNet:
         from cloudcast import lab
 
         return lab.exec_in(host, ["sh", "-c", command], self.prefix, timeout=timeout)
+
+    def ike_sas(self, host: str) -> list[str]:
+        """`conn: #id ... SPIs` of every IKE SA on an IPsec host: changes whenever an SA is made again."""
+        out = self.sh(host, "swanctl --list-sas 2>/dev/null").stdout
+        return sorted(line for line in out.splitlines() if re.match(r"^cc-\S+: #\d+, ESTABLISHED", line))
 
     def reaches(self, src: str, dst: str, seconds: float = 10.0) -> bool:
         """`src` pings `dst` within `seconds` (handshakes and failovers take a moment)."""

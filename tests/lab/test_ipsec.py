@@ -22,20 +22,13 @@ pytestmark = pytest.mark.lab
 GATEWAYS = ("sgw-east", "sgw-west", "sgw-home")
 
 
-class Net(LabNet):
-    def ike_sas(self, host: str) -> list[str]:
-        """`conn: #id ... SPIs` of every IKE SA: changes whenever an SA is made again."""
-        out = self.sh(host, "swanctl --list-sas 2>/dev/null").stdout
-        return sorted(line for line in out.splitlines() if re.match(r"^cc-\S+: #\d+, ESTABLISHED", line))
-
-
 @pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabNet]:
     for prefix in lab_prefix_fixture():
-        yield Net(prefix, tmp_path_factory.mktemp("ipsec"), "lab-ipsec.json")
+        yield LabNet(prefix, tmp_path_factory.mktemp("ipsec"), "lab-ipsec.json")
 
 
-def test_a_ipsec_gateways_converge_lan_to_lan(net: Net) -> None:
+def test_a_ipsec_gateways_converge_lan_to_lan(net: LabNet) -> None:
     res = net.apply()
     assert res.code == 0, res.err[-3000:]
     assert "72/72 pairs reachable over the overlay and site LANs" in res.out, res.out
@@ -51,7 +44,7 @@ def test_a_ipsec_gateways_converge_lan_to_lan(net: Net) -> None:
     assert "local  10.11.0.0/24" in sas and "remote 10.12.0.0/24" in sas and "remote 10.13.0.0/24" in sas
 
 
-def test_b_member_traffic_goes_through_the_sas_and_status_shows_them(net: Net) -> None:
+def test_b_member_traffic_goes_through_the_sas_and_status_shows_them(net: LabNet) -> None:
     def lan_bytes() -> int:
         out = net.sh("sgw-east", "swanctl --list-sas").stdout
         block = out.split("--10-11-0-0_24--10-12-0-0_24:")[1].split("remote 10.12.0.0/24")[0]
@@ -68,7 +61,7 @@ def test_b_member_traffic_goes_through_the_sas_and_status_shows_them(net: Net) -
     assert all("ESTABLISHED" in ln and "4/4 child SAs" in ln and re.search(r"established \d+s ago", ln) for ln in lines)
 
 
-def test_c_reapply_reloads_nothing(net: Net) -> None:
+def test_c_reapply_reloads_nothing(net: LabNet) -> None:
     before = {gw: net.ike_sas(gw) for gw in GATEWAYS}
     res = net.apply()
     assert res.code == 0, res.err[-3000:]
@@ -76,7 +69,7 @@ def test_c_reapply_reloads_nothing(net: Net) -> None:
     assert {gw: net.ike_sas(gw) for gw in GATEWAYS} == before
 
 
-def test_d_a_new_member_changes_no_gateway_config(net: Net) -> None:
+def test_d_a_new_member_changes_no_gateway_config(net: LabNet) -> None:
     import json
 
     doc = json.loads(net.spec.read_text())
@@ -91,7 +84,7 @@ def test_d_a_new_member_changes_no_gateway_config(net: Net) -> None:
     assert net.sh("shome2", "ping -c 1 -W 2 swest3.ipsec.internal").returncode == 0
 
 
-def test_e_each_pair_has_the_pipelines_own_psk(net: Net) -> None:
+def test_e_each_pair_has_the_pipelines_own_psk(net: LabNet) -> None:
     from cloudcast.state import WorkDir, load_secrets
 
     psk = load_secrets(WorkDir(net.workdir)).psk
@@ -103,7 +96,7 @@ def test_e_each_pair_has_the_pipelines_own_psk(net: Net) -> None:
     assert psk["sgw-east--sgw-west"] not in net.sh("sgw-home", "cat /etc/swanctl/conf.d/*.conf").stdout
 
 
-def test_f_a_dead_charon_is_started_again(net: Net) -> None:
+def test_f_a_dead_charon_is_started_again(net: LabNet) -> None:
     net.sh("sgw-west", 'kill "$(cat /run/charon.pid)"; sleep 0.5')
     assert net.sh("swest1", "ping -c 1 -W 1 10.11.0.11").returncode != 0
     res = net.apply()

@@ -24,23 +24,17 @@ GATEWAYS = ("sgw-east", "sgw-west", "sgw-home")
 KEY = "/etc/swanctl/private/cloudcast-cc0.pem"
 
 
-class Net(LabNet):
-    def ike_sas(self, host: str) -> list[str]:
-        out = self.sh(host, "swanctl --list-sas 2>/dev/null").stdout
-        return sorted(line for line in out.splitlines() if re.match(r"^cc-\S+: #\d+, ESTABLISHED", line))
-
-
 @pytest.fixture(scope="module")
-def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabNet]:
     doc = json.loads((EXAMPLES / "lab-ipsec.json").read_text())
     doc["network"]["ipsec_auth"] = "certificates"
     for site in doc["sites"]:
         site["nodes"] = site["nodes"][:2]  # the gateway and one member
     for prefix in lab_prefix_fixture():
-        yield Net(prefix, tmp_path_factory.mktemp("ipsec-certs"), doc)
+        yield LabNet(prefix, tmp_path_factory.mktemp("ipsec-certs"), doc)
 
 
-def test_a_gateways_authenticate_by_certificates_lan_to_lan(net: Net) -> None:
+def test_a_gateways_authenticate_by_certificates_lan_to_lan(net: LabNet) -> None:
     res = net.apply()
     assert res.code == 0, res.err[-3000:]
     assert "30/30 pairs reachable over the overlay and site LANs" in res.out, res.out
@@ -58,7 +52,7 @@ def test_a_gateways_authenticate_by_certificates_lan_to_lan(net: Net) -> None:
     assert re.search(r"authentication of 'sgw-west\.ipsec\.internal' with ECDSA\S* successful", log), log[-3000:]
 
 
-def test_b_the_private_keys_stay_on_the_gateways(net: Net) -> None:
+def test_b_the_private_keys_stay_on_the_gateways(net: LabNet) -> None:
     for gw in GATEWAYS:
         key = net.sh(gw, f"stat -c %a {KEY}; head -1 {KEY}").stdout.split()
         assert key[0] == "600" and "PRIVATE" in key[2], key
@@ -73,7 +67,7 @@ def test_b_the_private_keys_stay_on_the_gateways(net: Net) -> None:
     assert not any("PRIVATE KEY" in text for text in net.outputs)
 
 
-def test_c_reapply_changes_nothing(net: Net) -> None:
+def test_c_reapply_changes_nothing(net: LabNet) -> None:
     before = {gw: net.ike_sas(gw) for gw in GATEWAYS}
     certs = json.loads((net.workdir / "cloudcast.state.json").read_text())["certs"]
     res = net.apply()
@@ -83,7 +77,7 @@ def test_c_reapply_changes_nothing(net: Net) -> None:
     assert json.loads((net.workdir / "cloudcast.state.json").read_text())["certs"] == certs
 
 
-def test_d_a_new_gateway_key_gets_a_new_certificate(net: Net) -> None:
+def test_d_a_new_gateway_key_gets_a_new_certificate(net: LabNet) -> None:
     state = net.workdir / "cloudcast.state.json"
     old = json.loads(state.read_text())["certs"]["sgw-west"]
     assert net.sh("sgw-west", f"rm -f {KEY}").returncode == 0

@@ -20,7 +20,7 @@ from cloudcast.bootstrap.pki import ensure_ca, issue
 from cloudcast.errors import BootstrapError
 from cloudcast.plan import build_plan
 from cloudcast.state.store import Secrets, State, WorkDir, load_secrets, load_state, save_secrets, save_state
-from tests.unit.test_lans_units import P, inventory, lab_lan_spec, psks
+from tests.unit.test_lans_units import P, inventory, ipsec_converged, lab_lan_spec, psks
 
 
 def public_der_b64() -> str:
@@ -115,17 +115,7 @@ def test_the_key_is_made_on_the_host_and_a_new_certificate_reloads_the_connectio
     has_key = replace(tooled, ipsec_public_key=public_der_b64())
     assert [a.kind for a in prepare_actions(has_key, P, vpn=True, transport="ipsec", certs=True)] == ["package"]
     gwb = desired_state(plan, plan.node("gwb"), inventory(plan), {}, psks(plan), cert=cert)  # type: ignore[arg-type]
-    up = replace(
-        has_key,
-        hashes={f.path: f.sha256 for f in gwb.files},
-        hosts=gwb.hosts_block,
-        table=True,
-        ip_forward=gwb.forwards,
-        charon=True,
-        conns=tuple(c.name for c in gwb.conns),
-        children_up=tuple(ch for _, ch in gwb.initiated_children),
-        lo_addresses=gwb.lo_addresses,
-    )
+    up = ipsec_converged(gwb, has_key)
     assert apply_actions(gwb, up) == []
     renewed = replace(up, hashes={**up.hashes, P.ipsec_cert: "0" * 64})
     assert [a.kind for a in apply_actions(gwb, renewed)] == ["write", "reload", "sas"]

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cloudcast.bootstrap.actions import apply_actions, prepare_actions
-from cloudcast.bootstrap.desired import desired_state
+from cloudcast.bootstrap.desired import Desired, desired_state
 from cloudcast.bootstrap.facts import Facts, parse_facts
 from cloudcast.bootstrap.paths import Paths
 from cloudcast.inventory.hosts import Host, Inventory
@@ -169,6 +169,21 @@ def test_swanctl_config_one_conn_per_peer_a_child_per_selector_pair() -> None:
     assert "udp dport { 500, 4500 }" in gwa.file(P.firewall).content.decode()  # type: ignore[union-attr]
 
 
+def ipsec_converged(desired: Desired, facts: Facts) -> Facts:
+    """`facts` of an IPsec gateway on which `desired` is fully in place."""
+    return replace(
+        facts,
+        hashes={f.path: f.sha256 for f in desired.files},
+        hosts=desired.hosts_block,
+        table=True,
+        ip_forward=desired.forwards,
+        charon=True,
+        conns=tuple(c.name for c in desired.conns),
+        children_up=tuple(ch for _, ch in desired.initiated_children),
+        lo_addresses=desired.lo_addresses,
+    )
+
+
 def test_ipsec_actions_start_charon_once_then_reload_only_on_change() -> None:
     plan, _ = build_plan(lab_lan_spec(transport="ipsec"))
     gwb = desired_state(plan, plan.node("gwb"), inventory(plan), {}, psks(plan))
@@ -180,17 +195,7 @@ def test_ipsec_actions_start_charon_once_then_reload_only_on_change() -> None:
     first = [a.kind for a in apply_actions(gwb, fresh)]
     assert first[-4:] == ["sysctl", "address", "charon", "sas"] or first[-3:] == ["address", "charon", "sas"]
     children = tuple(ch for _, ch in gwb.initiated_children)
-    up = replace(
-        fresh,
-        hashes={f.path: f.sha256 for f in gwb.files},
-        hosts=gwb.hosts_block,
-        table=True,
-        ip_forward=gwb.forwards,
-        charon=True,
-        conns=tuple(c.name for c in gwb.conns),
-        children_up=children,
-        lo_addresses=gwb.lo_addresses,
-    )
+    up = ipsec_converged(gwb, fresh)
     assert apply_actions(gwb, up) == []
     changed = replace(up, hashes={**up.hashes, P.swanctl_conf: "0" * 64})
     assert [a.kind for a in apply_actions(gwb, changed)] == ["write", "reload", "sas"]
