@@ -230,7 +230,8 @@ def _failover_actions(desired: Desired, facts: Facts, changed: set[str]) -> list
     else:
         # no systemd (containers, the lab): the agent runs detached, like charon
         script = shlex.quote(p.failover)
-        command = f"{_stop_failover(p, facts)}; setsid sh {script} </dev/null >/dev/null 2>&1 &"
+        log = shlex.quote(p.failover_log)
+        command = f"{_stop_failover(p, facts)}; setsid sh {script} </dev/null >/dev/null 2>>{log} &"
     return [Action("failover", f"{verb} the failover agent", command)]
 
 
@@ -459,7 +460,7 @@ def teardown_actions(desired: Desired, facts: Facts) -> list[Action]:
         actions.append(Action("remove", f"remove {p.key}", f"rm -f {shlex.quote(p.key)}"))
     if facts.ipsec_public_key is not None:
         actions.append(Action("remove", f"remove {p.ipsec_key}", f"rm -f {shlex.quote(p.ipsec_key)}"))
-    if facts.systemd and (p.dropin in facts.hashes or p.routes_unit in facts.hashes):
+    if facts.systemd and any(u in facts.hashes for u in (p.dropin, p.routes_unit, p.failover_unit)):
         actions.append(Action("systemd", "reload systemd units", "systemctl daemon-reload"))
     if hosts_block(facts.hosts, desired.network) is not None:
         text = splice_hosts(facts.hosts, desired.network, None)

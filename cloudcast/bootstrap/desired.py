@@ -236,7 +236,7 @@ def desired_state(
         routes = tuple([(cidr, via) for cidr in node.routes] + [(c, v) for c, v in direct if v])
         files += _routes_files(plan, node, paths, routes, (), systemd=systemd)
     if node.failover and not ipsec and (node.vpn or routes):
-        files += _failover_files(plan, node, paths, public_keys, routes, systemd=systemd)
+        files += _failover_files(plan, node, inventory, paths, public_keys, routes, systemd=systemd)
     return Desired(
         node=node.name,
         network=plan.name,
@@ -394,6 +394,7 @@ FAILOVER_MISSES = 3
 def _failover_files(
     plan: NetworkPlan,
     node: NodePlan,
+    inventory: Inventory,
     paths: Paths,
     public_keys: Mapping[str, str],
     routes: tuple[tuple[str, str], ...],
@@ -413,16 +414,25 @@ def _failover_files(
             if key and peer in planned:
                 fail.append(f"wg set {i} peer {key} allowed-ips {','.join(sorted(ips))}")
                 restore.insert(0, f"wg set {i} peer {key} allowed-ips {','.join(sorted(planned[peer]))}")
-        fail += [f"ip route replace {cidr} via {via} proto {ROUTE_PROTO}" for cidr, via in rule.routes]
-        if rule.routes:
+        standby = _private_ip(plan, inventory, rule.gateway) if rule.gateway else None
+        if standby and rule.routes:
+            fail += [f"ip route replace {cidr} via {standby} proto {ROUTE_PROTO}" for cidr in rule.routes]
             restore += [f"ip route replace {cidr} via {via} proto {ROUTE_PROTO}" for cidr, via in routes]
         if fail:
-            rules.append({"watch": rule.watch, "address": rule.address, "fail": fail, "restore": restore})
+            key = public_keys.get(rule.watch) if node.vpn else None
+            rules.append(
+                {"watch": rule.watch, "address": rule.address, "key": key, "fail": fail, "restore": restore}
+            )
     if not rules:
         return []
     common = {"network": plan.name, "node": node.name}
     script = render(
-        "failover.sh.j2", **common, rules=rules, misses=FAILOVER_MISSES, pidfile=paths.failover_pid
+        "failover.sh.j2",
+        **common,
+        interface=paths.interface,
+        rules=rules,
+        misses=FAILOVER_MISSES,
+        pidfile=paths.failover_pid,
     )
     files = [ManagedFile(paths.failover, script.encode(), 0o700)]
     if systemd:

@@ -67,6 +67,11 @@ class Paths:
         return f"/etc/systemd/system/{self.failover_unit_name}"
 
     @property
+    def failover_log(self) -> str:
+        """Where the agent says what it did (the journal where systemd runs)."""
+        return f"/var/log/cloudcast-{self.interface}-failover.log"
+
+    @property
     def failover_pid(self) -> str:
         return f"/run/cloudcast-{self.interface}-failover.pid"
 

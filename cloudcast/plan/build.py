@@ -38,12 +38,14 @@ def build_plan(
     spec: Spec, previous: Allocations | None = None, *, down: Collection[str] = ()
 ) -> tuple[NetworkPlan, Allocations]:
     """Plan the network (see `_build`), with each node's automatic failover rules."""
-    plan, alloc = _build(spec, previous, down)
+    plan, alloc, relays = _build(spec, previous, down)
     if plan.transport != "wireguard":
         return plan, alloc
     rules: dict[str, list[Failover]] = {}
-    for primary in _primaries(plan, down):
-        without, _ = _build(spec, alloc, {*down, primary})
+    # a relay with a standby fails over like a gateway
+    primaries = dict.fromkeys(_primaries(plan, down) + ([relays[0]] if len(relays) > 1 else []))
+    for primary in primaries:
+        without, _, _ = _build(spec, alloc, {*down, primary})
         for node, rule in _changes(plan, without, primary):
             rules.setdefault(node, []).append(rule)
     if not rules:
@@ -80,18 +82,16 @@ def _changes(plan: NetworkPlan, without: NetworkPlan, primary: str) -> list[tupl
             if peers:
                 out.append((node.name, Failover(primary, dead.overlay_ip, peers=peers)))
         elif node.gateway != after.gateway and after.gateway:
-            via = without.node(after.gateway).private_ip
-            if via:
-                # probed at its overlay address: a gateway whose tunnel died still answers on its LAN
-                routes = tuple((cidr, via) for cidr in after.routes)
-                out.append((node.name, Failover(primary, dead.overlay_ip, routes=routes)))
+            # probed at its overlay address: a gateway whose tunnel died still answers on its LAN
+            rule = Failover(primary, dead.overlay_ip, gateway=after.gateway, routes=after.routes)
+            out.append((node.name, rule))
     return out
 
 
 def _build(
     spec: Spec, previous: Allocations | None = None, down: Collection[str] = ()
-) -> tuple[NetworkPlan, Allocations]:
-    """Plan the network; returns the plan and the allocations to record for next time.
+) -> tuple[NetworkPlan, Allocations, tuple[str, ...]]:
+    """Plan the network; returns the plan, the allocations to record for next time and the relays.
 
     `down`: nodes known to be unreachable (e.g. found so by the bootstrapper). A site's first
     live gateway (or hub) becomes its primary: it carries the site CIDR and routes the site's
@@ -187,7 +187,7 @@ def _build(
         ),
         warnings=tuple(warnings),
     )
-    return plan, alloc
+    return plan, alloc, relays
 
 
 def _canonical(spec: Spec, name: str) -> str:
@@ -229,8 +229,11 @@ def _links(
     alloc: Allocations,
     site_cidr: dict[str, str],
     warnings: list[str],
-) -> tuple[dict[str, list[Link]], set[str]]:
-    """Peers of every VPN node per topology; NAT-to-NAT pairs go through a relay."""
+) -> tuple[dict[str, list[Link]], tuple[str, ...]]:
+    """Peers of every VPN node per topology; NAT-to-NAT pairs go through a relay.
+
+    Also returns the relays: none, or the relay in use and the public node standing by for it.
+    """
     vpn = [n for n in nodes.values() if n.vpn]
     topo = spec.network.topology
     keepalive = spec.network.keepalive or None
@@ -245,8 +248,9 @@ def _links(
     else:
         pairs = [(a, b) for i, a in enumerate(vpn) for b in vpn[i + 1 :]]
 
-    relays: set[str] = set()
-    relay = next((n for n in sorted(vpn, key=lambda n: (n.down, n.name)) if n.nat == "none"), None)
+    relays: list[str] = []
+    public = [n for n in sorted(vpn, key=lambda n: (n.down, n.name)) if n.nat == "none"]
+    relay = public[0] if public else None
     # extra CIDRs a node's link to its relay (or a spoke's link to its hub) must carry
     via: dict[tuple[str, str], list[str]] = {}
     direct: list[tuple[_N, _N]] = []
@@ -255,7 +259,8 @@ def _links(
             if relay is None:
                 warnings.append(f"{a.name} and {b.name} are both behind NAT and no node can relay")
                 continue
-            relays.add(relay.name)
+            # the next public node stands by to relay (and forwards already) should this one fail
+            relays[:] = [relay.name] + [n.name for n in public[1:2] if not n.down]
             via.setdefault((a.name, relay.name), []).extend(carried[b.name])
             via.setdefault((b.name, relay.name), []).extend(carried[a.name])
             warnings.append(f"{a.name} <-> {b.name}: both behind NAT, relayed through {relay.name}")
@@ -286,4 +291,4 @@ def _links(
                     allowed_ips=tuple(dict.fromkeys(allowed)),
                 )
             )
-    return {k: sorted(v, key=lambda link: link.peer) for k, v in links.items()}, relays
+    return {k: sorted(v, key=lambda link: link.peer) for k, v in links.items()}, tuple(relays)

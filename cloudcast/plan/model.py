@@ -60,18 +60,19 @@ class LabShape:
 
 @dataclass(frozen=True, slots=True)
 class Failover:
-    """What a node changes by itself when `watch` (a primary gateway or hub) stops answering.
+    """What a node changes by itself when `watch` (a primary gateway, hub or relay) stops answering.
 
     The node pings `address` (the primary's overlay address: through the tunnel, or from a
-    member via the primary's LAN address); after a few misses it gives `peers` the allowed IPs listed (the
-    standby takes the primary's CIDRs) and sends `routes` (cidr, via) through the standby.
-    When the primary answers again, the planned state comes back.
+    member via the primary's LAN address); after a few misses it gives `peers` the allowed IPs
+    listed (the standby takes the primary's CIDRs), or, on a member, sends `routes` through the
+    standby `gateway`. When the primary answers again, the planned state comes back.
     """
 
     watch: str
     address: str
     peers: tuple[tuple[str, tuple[str, ...]], ...] = ()  # peer -> allowed IPs while `watch` is down
-    routes: tuple[tuple[str, str], ...] = ()  # member routes while `watch` is down
+    gateway: str | None = None  # a member's gateway while `watch` is down
+    routes: tuple[str, ...] = ()  # the CIDRs a member routes through it
 
 
 @dataclass(frozen=True, slots=True)

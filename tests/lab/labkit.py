@@ -57,6 +57,15 @@ class LabNet:
         out = self.sh(host, "swanctl --list-sas 2>/dev/null").stdout
         return sorted(line for line in out.splitlines() if re.match(r"^cc-\S+: #\d+, ESTABLISHED", line))
 
+    def agent_state(self, host: str) -> str:
+        """A host's tunnel and failover agent, for failure messages."""
+        return self.sh(
+            host,
+            "echo \"== $(hostname) $(date +%T)\"; wg show cc0 allowed-ips; wg show cc0 endpoints; "
+            "wg show cc0 latest-handshakes; ps -o pid,args -e | grep [f]ailover; "
+            "cat /var/log/cloudcast-cc0-failover.log",
+        ).stdout
+
     def reaches(self, src: str, dst: str, seconds: float = 10.0) -> bool:
         """`src` pings `dst` within `seconds` (handshakes and failovers take a moment)."""
         deadline = time.monotonic() + seconds

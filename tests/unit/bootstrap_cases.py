@@ -155,4 +155,5 @@ def converged(desired: Desired, *, kernel_wg: bool = False, systemd: bool = Fals
         ip_forward=desired.forwards,
         route_localnet=bool(desired.services),
         routes=tuple(f"{c} via {v} dev eth0" for c, v in desired.routes),
+        failover=desired.file(desired.paths.failover) is not None,
     )

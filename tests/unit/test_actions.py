@@ -194,7 +194,7 @@ def test_firewall_reloaded_only_when_changed_or_missing() -> None:
 
 def test_stale_managed_file_is_removed() -> None:
     plan = lab_plan()
-    d = desired_for(plan, lab_inventory(plan), "bravo")  # bravo does not forward
+    d = desired_for(plan, lab_inventory(plan), "charlie")  # charlie (behind NAT) does not forward
     facts = converged(d)
     stale = replace(facts, hashes={**facts.hashes, P.sysctl: "a" * 64})
     assert golden(apply_actions(d, stale)) == [

@@ -42,14 +42,23 @@ def test_members_and_remote_gateways_move_to_the_standby_gateway() -> None:
     ma, gwb = plan.node("ma"), plan.node("gwb")
     [member] = ma.failover
     assert member.watch == "gwa" and member.address == plan.node("gwa").overlay_ip  # not its LAN address
-    assert member.routes == tuple((cidr, "10.1.0.11") for cidr in ma.routes)
+    assert (member.gateway, member.routes) == ("gwa2", ma.routes)
     [remote] = gwb.failover
     assert dict(remote.peers)["gwa2"] == ("10.9.0.2/32", "10.1.0.0/24")
     assert plan.node("gwa2").forwards  # a standby forwards already: taking over needs nothing on it
-    mesh, _ = build_plan(load_spec(EXAMPLES / "lab.json"))
-    assert all(n.failover == () for n in mesh.nodes)
     ipsec, _ = build_plan(lab_lan_spec(transport="ipsec"))
     assert all(n.failover == () for n in ipsec.nodes)  # IPsec fails over at the next apply
+
+
+def test_nat_nodes_move_to_the_standby_relay() -> None:
+    mesh, alloc = build_plan(load_spec(EXAMPLES / "lab.json"))  # alpha relays charlie <-> delta
+    assert mesh.node("bravo").forwards  # the next public node stands by to relay
+    assert [n.name for n in mesh.nodes if n.failover] == ["charlie", "delta"]
+    [rule] = mesh.node("charlie").failover
+    assert rule.watch == "alpha" and rule.address == mesh.node("alpha").overlay_ip
+    assert dict(rule.peers) == {"alpha": ("10.15.0.1/32",), "bravo": ("10.15.0.2/32", "10.15.0.4/32")}
+    down, _ = build_plan(load_spec(EXAMPLES / "lab.json"), alloc, down={"alpha"})
+    assert {link.peer: link.allowed_ips for link in down.node("charlie").peers} == dict(rule.peers)
 
 
 def keys(plan: object) -> dict[str, str]:
@@ -70,9 +79,12 @@ def test_the_agent_script_is_valid_sh_and_switches_both_ways(tmp_path: Path) -> 
     assert text.index(fail) < text.index(f"wg set cc0 peer {primary} allowed-ips 10.9.0.1/32")
     assert text.index(back) < text.index(f"wg set cc0 peer {standby} allowed-ips 10.9.0.2/32")
     assert f"ping -n -q -c 1 -W 1 {plan.node('gwa').overlay_ip}" in text
+    # armed by an answer, or by a handshake with the primary (a first probe may be lost)
+    assert f'wg show cc0 latest-handshakes | grep -q "^{primary}\t[1-9]"' in text
     ma = desired_state(plan, plan.node("ma"), inventory(plan), keys(plan), psks(plan))
     member = ma.file(P.failover)
     assert member is not None
+    assert "latest-handshakes" not in member.content.decode()  # a member has no tunnel
     assert "ip route replace 10.2.0.0/24 via 10.1.0.11 proto 241" in member.content.decode()
     assert "ip route replace 10.2.0.0/24 via 10.1.0.10 proto 241" in member.content.decode()  # restore
 

@@ -162,13 +162,13 @@ def test_firewall_of_a_forwarding_node_with_a_service() -> None:
 
 def test_plain_node_firewall_has_no_forward_or_nat_chains() -> None:
     plan = lab_plan()
-    d = desired_for(plan, lab_inventory(plan), "bravo")
+    d = desired_for(plan, lab_inventory(plan), "charlie")
     fw = d.file("/etc/cloudcast/cc0.nft")
     assert fw is not None
     text = fw.content.decode()
     assert "tcp dport { 22 } accept" in text
     assert "chain forward" not in text and "dnat" not in text
-    assert d.file("/etc/sysctl.d/90-cloudcast-cc0.conf") is None  # bravo does not forward
+    assert d.file("/etc/sysctl.d/90-cloudcast-cc0.conf") is None  # charlie (behind NAT) does not forward
 
 
 def test_forwarding_node_gets_the_sysctl_file() -> None:
