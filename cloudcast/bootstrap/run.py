@@ -26,7 +26,6 @@ from cloudcast.bootstrap.execute import StepFailed, execute
 from cloudcast.bootstrap.facts import Facts, facts_script, parse_facts
 from cloudcast.bootstrap.fanout import fan_out
 from cloudcast.bootstrap.paths import Paths
-from cloudcast.bootstrap.pki import issue
 from cloudcast.bootstrap.transport import ConnectError, SSHOptions, SSHTransport, Transport
 from cloudcast.errors import BootstrapError, CloudcastError
 from cloudcast.inventory.hosts import Host, Inventory
@@ -116,6 +115,7 @@ class _Session:
     seconds: float = 0.0
     error: BaseException | None = None
     desired: Desired | None = None
+    deferred: list[Action] = field(default_factory=list)  # run once every host has converged
 
 
 def connector(workdir: WorkDir, known_hosts: Path | None = None, **options: float) -> Connector:
@@ -282,9 +282,14 @@ def bootstrap(
             for peer in desired.left_out:
                 rep.event(s.node.name, STAGE, f"peer {peer} left out: its public key is not known yet")
             actions = apply_actions(desired, s.facts)
-            if actions:
-                _run_step(s, actions, rep)
-            rep.event(s.node.name, STAGE, f"{len(s.actions)} changes" if s.actions else "up to date")
+            # failover agents start last: probing a primary whose tunnel is not configured yet
+            # would cost a first handshake, and WireGuard retries one only after 5 s
+            s.deferred = [a for a in actions if a.kind == "failover"]
+            now = [a for a in actions if a.kind != "failover"]
+            if now:
+                _run_step(s, now, rep)
+            count = len(s.actions) + len(s.deferred)
+            rep.event(s.node.name, STAGE, f"{count} changes" if count else "up to date")
 
         return _timed(s, body, rep)
 
@@ -297,6 +302,7 @@ def bootstrap(
         )
         if ipsec:
             _renew_sas(sessions, rep, parallel)
+        _run_deferred(sessions, rep, parallel)
     finally:
         for s in sessions:
             if s.transport is not None:
@@ -311,6 +317,8 @@ def bootstrap(
 
 def _issue_certs(sessions: list[_Session], secrets: Secrets, state: State) -> dict[str, IpsecCert]:
     """Certificates for the gateways' public keys (kept ones reused); a node that fails is marked."""
+    from cloudcast.bootstrap.pki import issue  # cryptography's x509: only for certificate auth
+
     issued: dict[str, IpsecCert] = {}
     for s in sessions:
         if s.error is None and s.node.vpn and s.facts is not None and s.facts.ipsec_public_key:
@@ -321,6 +329,16 @@ def _issue_certs(sessions: list[_Session], secrets: Secrets, state: State) -> di
                 continue
             issued[s.node.name] = IpsecCert(pem, state.ca_cert)
     return issued
+
+
+def _run_deferred(sessions: list[_Session], rep: Reporter, parallel: int) -> None:
+    """The actions kept for after every host converged (starting failover agents)."""
+
+    def run(s: _Session) -> _Session:
+        return _timed(s, lambda: _run_step(s, s.deferred, rep), rep)
+
+    todo = [s for s in sessions if s.error is None and s.deferred]
+    fan_out(todo, run, key=lambda s: s.node.name, parallel=parallel)
 
 
 def _renew_sas(sessions: list[_Session], rep: Reporter, parallel: int) -> None:

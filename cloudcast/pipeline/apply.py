@@ -8,7 +8,6 @@ from pathlib import Path
 
 from cloudcast.bootstrap import BootstrapResult, bootstrap, teardown
 from cloudcast.bootstrap.hostkeys import KnownHosts, known_hosts_name
-from cloudcast.bootstrap.pki import ensure_ca
 from cloudcast.bootstrap.pool import Pool
 from cloudcast.bootstrap.run import connector
 from cloudcast.errors import BootstrapError, CloudcastError, RoutesError, VerifyError
@@ -101,9 +100,12 @@ def apply(
             _raise_route_conflicts(result.routes)
             return result
         secrets, created = ensure_psks(plan, load_secrets(ctx.workdir))
-        if plan.ipsec_auth == "certificates" and ensure_ca(plan.name, secrets, state):
-            rep.event("", "bootstrap", "new IPsec certificate authority")
-            save_state(ctx.workdir, state)
+        if plan.ipsec_auth == "certificates":
+            from cloudcast.bootstrap.pki import ensure_ca
+
+            if ensure_ca(plan.name, secrets, state):
+                rep.event("", "bootstrap", "new IPsec certificate authority")
+                save_state(ctx.workdir, state)
         save_secrets(ctx.workdir, secrets)
         if created and plan.ipsec_auth != "certificates":
             rep.event("", "bootstrap", f"{created} new preshared keys")
