@@ -209,10 +209,10 @@ def apply_actions(desired: Desired, facts: Facts) -> list[Action]:
 
 
 def _stop_failover(p: Paths, facts: Facts) -> str:
-    pid = shlex.quote(p.failover_pid)
+    pid, state = shlex.quote(p.failover_pid), shlex.quote(p.failover_state)
     name = shlex.quote(p.failover_unit_name)
     unit = f"systemctl disable -q --now {name} 2>/dev/null; " if facts.systemd else ""
-    return f'{unit}[ -s {pid} ] && kill "$(cat {pid})" 2>/dev/null; rm -f {pid}; true'
+    return f'{unit}[ -s {pid} ] && kill "$(cat {pid})" 2>/dev/null; rm -f {pid} {state}; true'
 
 
 def _failover_actions(desired: Desired, facts: Facts, changed: set[str]) -> list[Action]:

@@ -433,6 +433,7 @@ def _failover_files(
         rules=rules,
         misses=FAILOVER_MISSES,
         pidfile=paths.failover_pid,
+        statefile=paths.failover_state,
     )
     files = [ManagedFile(paths.failover, script.encode(), 0o700)]
     if systemd:

@@ -72,6 +72,7 @@ class Facts:
     ipsec_enabled: bool = False  # strongswan.service (charon-systemd) is enabled
     ipsec_public_key: str | None = None  # of the IPsec key (base64 DER), certificates auth
     failover: bool = False  # the failover agent runs
+    failed_over: tuple[str, ...] = ()  # primaries the agent found down (traffic on their standby)
 
     def has(self, tool: str) -> bool:
         return tool in self.tools
@@ -182,7 +183,7 @@ def parse_facts(text: str) -> Facts:
     hashes: dict[str, str] = {}
     peers: list[PeerFact] = []
     routes: list[str] = []
-    multi: dict[str, list[str]] = {"conn": [], "child": [], "lo_addr": []}
+    multi: dict[str, list[str]] = {"conn": [], "child": [], "lo_addr": [], "failed_over": []}
     for line in text.splitlines():
         if line.startswith("peer\t"):
             peer = _peer(line.split("\t")[1:])
@@ -234,4 +235,5 @@ def parse_facts(text: str) -> Facts:
         ipsec_enabled=kv.get("ipsec_enabled") == "1",
         ipsec_public_key=kv.get("ipsec_pubkey") or None,
         failover=kv.get("failover") == "1",
+        failed_over=tuple(sorted(multi["failed_over"])),
     )

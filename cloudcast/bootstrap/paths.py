@@ -72,6 +72,11 @@ class Paths:
         return f"/var/log/cloudcast-{self.interface}-failover.log"
 
     @property
+    def failover_state(self) -> str:
+        """The primaries the agent found down (one per line; empty when none)."""
+        return f"/run/cloudcast-{self.interface}-failover.state"
+
+    @property
     def failover_pid(self) -> str:
         return f"/run/cloudcast-{self.interface}-failover.pid"
 

@@ -16,6 +16,7 @@ from typing import Any
 from cloudcast.bootstrap.desired import ipsec_conns
 from cloudcast.bootstrap.facts import PeerFact, parse_facts
 from cloudcast.bootstrap.fanout import fan_out
+from cloudcast.bootstrap.paths import Paths
 from cloudcast.bootstrap.run import Connector, connector
 from cloudcast.errors import CloudcastError
 from cloudcast.inventory.hosts import Inventory
@@ -67,12 +68,14 @@ class NodeStatus:
     up: bool
     peers: tuple[PeerStatus, ...] = ()
     error: str | None = None
+    failed_over: tuple[str, ...] = ()  # primaries its failover agent found down
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "up": self.up,
             "error": self.error,
+            "failed_over": list(self.failed_over),
             "peers": [p.to_dict() for p in self.peers],
         }
 
@@ -97,7 +100,8 @@ class StatusResult:
             if not node.up:
                 lines.append(f"{node.name}: {node.error or 'interface down'}")
                 continue
-            lines.append(f"{node.name}:")
+            down = f"  (failed over: {', '.join(node.failed_over)} down, its traffic on the standby)"
+            lines.append(f"{node.name}:{down if node.failed_over else ''}")
             for p in node.peers:
                 age = "never" if p.handshake_age is None else f"{p.handshake_age}s ago"
                 flag = "  STALE" if p.stale else ""
@@ -127,12 +131,14 @@ def _size(n: int) -> str:
 
 def status_script(interface: str) -> str:
     i = shlex.quote(interface)
+    state = shlex.quote(Paths(interface).failover_state)
     # the first dump line is the interface's own, with its PRIVATE key: never sent back
     return f"""
 if ip link show dev {i} >/dev/null 2>&1; then
   echo iface=1
   wg show {i} dump 2>/dev/null | tail -n +2 | cut -f1,3- | sed 's/^/peer\t/'
 fi
+[ -f {state} ] && sed 's/^/failed_over=/' {state}
 echo "now=$(date +%s)"
 """
 
@@ -234,7 +240,8 @@ def status(
             transport.close()
         facts = parse_facts(out.stdout)
         peers = tuple(peer_status(p, facts.now, names) for p in facts.peers)
-        return NodeStatus(name, facts.iface, tuple(sorted(peers, key=lambda p: p.name)))
+        ordered = tuple(sorted(peers, key=lambda p: p.name))
+        return NodeStatus(name, facts.iface, ordered, failed_over=facts.failed_over)
 
     def one_ipsec(name: str) -> NodeStatus:
         transport = conn(inventory.host(name))

@@ -61,6 +61,9 @@ def test_b_when_hub1_fails_the_spokes_fail_over_to_hub2(net: LabNet) -> None:
                 pytest.fail(f"{src} -> {name} after hub1 died:\n" + "\n".join(agents(net).values()))
     hop = net.sh("spoke1", f"ping -n -c 1 -W 2 -t 1 {SPOKES['spoke3']}").stdout
     assert f"From {HUB2}" in hop, hop
+    status = net.cli("status", str(net.spec), "--workdir", str(net.workdir))
+    for spoke in SPOKES:
+        assert f"{spoke}:  (failed over: hub1 down, its traffic on the standby)" in status.out, status.out
     res = net.apply()
     assert res.code == 1  # hub1 is down and apply says so
     assert "hub1 is down: spokes fail over to hub hub2" in res.err, res.err[-3000:]

@@ -79,6 +79,7 @@ def test_the_agent_script_is_valid_sh_and_switches_both_ways(tmp_path: Path) -> 
     assert text.index(fail) < text.index(f"wg set cc0 peer {primary} allowed-ips 10.9.0.1/32")
     assert text.index(back) < text.index(f"wg set cc0 peer {standby} allowed-ips 10.9.0.2/32")
     assert f"ping -n -q -c 1 -W 1 {plan.node('gwa').overlay_ip}" in text
+    assert '[ "$down1" = 0 ] || echo gwa; } > /run/cloudcast-cc0-failover.state.new' in text  # for status
     # armed by an answer, or by a handshake with the primary (a first probe may be lost)
     assert f'wg show cc0 latest-handshakes | grep -q "^{primary}\t[1-9]"' in text
     ma = desired_state(plan, plan.node("ma"), inventory(plan), keys(plan), psks(plan))

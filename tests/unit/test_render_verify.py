@@ -109,3 +109,14 @@ def test_failed_pairs_are_explained_by_their_tunnels() -> None:
     text = r.render_matrix()
     assert "tunnels of the unreachable pairs:\n  bravo -> charlie: endpoint 10.1.0.3:51820" in text
     assert r.to_dict()["tunnels"] == lines
+
+
+def test_status_shows_a_node_running_on_its_standby() -> None:
+    facts = parse_facts("iface=1\nfailed_over=hub1\nnow=1700000000\n")
+    assert facts.failed_over == ("hub1",)
+    node = NodeStatus("spoke1", True, (), failed_over=facts.failed_over)
+    text = StatusResult([node, NodeStatus("spoke2", True, ())]).render()
+    assert "spoke1:  (failed over: hub1 down, its traffic on the standby)" in text
+    assert "spoke2:\n" in text
+    assert node.to_dict()["failed_over"] == ["hub1"]
+    assert "failed_over=" in status_script("cc0") and "/run/cloudcast-cc0-failover.state" in status_script("cc0")
