@@ -155,7 +155,8 @@ def desired_state(
 
     `userspace`: the kernel has no WireGuard (wireguard-go); `kernel_esp`: the kernel does
     ESP itself (else IPsec runs through strongSwan's kernel-libipsec). `cert`: the node's IPsec
-    certificate and the CA's (ipsec_auth certificates).
+    certificate and the CA's (ipsec_auth certificates; without it, e.g. for teardown, the
+    certificate files are not part of the state).
     """
     paths = Paths(plan.interface)
     common = {"network": plan.name, "node": node.name}
@@ -196,8 +197,6 @@ def desired_state(
             conns = ipsec_conns(plan, node, inventory, psks)
             lo_addresses = (f"{node.overlay_ip}/32",)
             files += [sysctl] if node.forwards else []
-            if plan.ipsec_auth == "certificates" and cert is None:
-                raise BootstrapError(f"node {node.name}: no IPsec certificate (its key pair is missing)")
             files += _ipsec_files(plan, node, paths, conns, libipsec=libipsec, cert=cert)
             files += _routes_files(plan, node, paths, (), lo_addresses, systemd=systemd)
         else:
@@ -365,14 +364,15 @@ def _ipsec_files(
     cert: IpsecCert | None,
 ) -> list[ManagedFile]:
     common = {"network": plan.name, "node": node.name}
+    certs = plan.ipsec_auth == "certificates"
     swanctl = render(
         "swanctl.conf.j2",
         **common,
         conns=conns,
         ike_proposals=IKE_PROPOSALS,
         esp_proposals=ESP_PROPOSALS,
-        cert=posixpath.basename(paths.ipsec_cert) if cert else None,
-        cacert=posixpath.basename(paths.ipsec_ca) if cert else None,
+        cert=posixpath.basename(paths.ipsec_cert) if certs else None,
+        cacert=posixpath.basename(paths.ipsec_ca) if certs else None,
     )
     charon = render("strongswan.conf.j2", **common, libipsec=libipsec, log=paths.charon_log)
     files = [

@@ -267,6 +267,8 @@ def bootstrap(
     def converge(s: _Session) -> _Session:
         def body() -> None:
             assert s.facts is not None and s.transport is not None
+            if certs and s.node.vpn and s.node.name not in issued:
+                raise BootstrapError("no IPsec certificate for this gateway (its key pair is missing)")
             desired = desired_state(
                 plan,
                 s.node,
