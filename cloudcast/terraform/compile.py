@@ -23,6 +23,13 @@ PROVIDER_SOURCES = {
 }
 DEFAULT_SIZE = {"aws": "t3.micro", "linode": "g6-nanode-1", "vultr": "vc2-1c-1gb"}
 AWS_SERVICES = ("ec2", "sts", "iam", "s3", "dynamodb")
+#: what the AWS provider and the S3 backend skip against an endpoint override (moto, LocalStack)
+EMULATOR_SKIPS = {
+    "skip_credentials_validation": True,
+    "skip_requesting_account_id": True,
+    "skip_metadata_api_check": True,
+    "skip_region_validation": True,
+}
 
 
 def module_name(site: str) -> str:
@@ -127,13 +134,7 @@ def _terraform_block(spec: Spec, used: list[str]) -> dict[str, Any]:
             s3["dynamodb_table"] = st.dynamodb_table
         if st.endpoint:
             s3["endpoints"] = {"s3": st.endpoint, "dynamodb": st.endpoint}
-            s3.update(
-                use_path_style=True,
-                skip_credentials_validation=True,
-                skip_requesting_account_id=True,
-                skip_metadata_api_check=True,
-                skip_region_validation=True,
-            )
+            s3.update(use_path_style=True, **EMULATOR_SKIPS)
         block["backend"] = {"s3": s3}
     return block
 
@@ -154,13 +155,7 @@ def _aws_provider(
     endpoint = aws_endpoint(spec, env)
     if endpoint:
         block["endpoints"] = {svc: endpoint for svc in AWS_SERVICES}
-        block.update(
-            skip_credentials_validation=True,
-            skip_requesting_account_id=True,
-            skip_metadata_api_check=True,
-            skip_region_validation=True,
-            s3_use_path_style=True,
-        )
+        block.update(EMULATOR_SKIPS, s3_use_path_style=True)
     return block
 
 
