@@ -37,7 +37,10 @@ class RemoteState:
 
     @property
     def url(self) -> str:
-        return f"s3://{self.bucket}/{self.key}"
+        return self.object_url(self.key)
+
+    def object_url(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
 
     def _client(self) -> Any:
         import boto3
@@ -67,18 +70,20 @@ class RemoteState:
     def _call(self, action: str, key: str | None = None, **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
 
+        key = key or self.key
+        what = "secrets" if key == self.secrets_key else "state"
         try:
-            return getattr(self._client(), action)(Bucket=self.bucket, Key=key or self.key, **kwargs)
+            return getattr(self._client(), action)(Bucket=self.bucket, Key=key, **kwargs)
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if action == "get_object" and code in ("NoSuchKey", "404"):
                 return None
             raise StateError(
-                f"{self.url}: cannot {action.split('_')[0]} cloudcast's state ({code or exc})",
+                f"{self.object_url(key)}: cannot {action.split('_')[0]} cloudcast's {what} ({code or exc})",
                 hint="check the bucket, region and credentials in the spec's state block",
             ) from None
         except BotoCoreError as exc:
-            raise StateError(f"{self.url}: cannot reach S3 ({exc})") from None
+            raise StateError(f"{self.object_url(key)}: cannot reach S3 ({exc})") from None
 
     def read(self, key: str | None = None) -> str | None:
         """The state document (or the object `key`), or None when there is none yet."""
@@ -246,7 +251,7 @@ def load_secrets(wd: WorkDir) -> Secrets:
     data: dict[str, Any] = {}
     if wd.remote is not None:
         text = wd.remote.read(wd.remote.secrets_key)
-        data = _parse_json(text, f"s3://{wd.remote.bucket}/{wd.remote.secrets_key}") if text else {}
+        data = _parse_json(text, wd.remote.object_url(wd.remote.secrets_key)) if text else {}
     data = data or _read_json(wd.secrets_file)
     return Secrets(psk=dict(data.get("psk", {})), ca_key=str(data.get("ca_key", "")))
 
