@@ -29,14 +29,33 @@ class CloudcastError(Exception):
 class SpecError(CloudcastError):
     """The spec is malformed or inconsistent; carries one line per problem."""
 
+    #: problems printed before "and N more problems"; `problems` keeps them all, for programs
+    SHOWN = 20
+    #: a printed problem line is cut here, whatever stage wrote it (values are cut already)
+    LINE_LIMIT = 400
+
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         count = len(problems)
         super().__init__(f"the spec has {count} problem{'s' if count != 1 else ''}")
 
+    def report(self) -> list[str]:
+        """The lines to print for a person: the first SHOWN problems, then how many more."""
+        limit = self.LINE_LIMIT
+        lines = [p if len(p) <= limit else p[:limit] + "…" for p in self.problems[: self.SHOWN]]
+        more = len(self.problems) - self.SHOWN
+        if more > 0:
+            lines.append(f"and {more} more problem{'s' if more != 1 else ''}")
+        return lines
+
 
 class StateError(CloudcastError):
     """The state dir is unreadable, locked, or inconsistent."""
+
+
+class UnsafeValueError(CloudcastError):
+    """A value would change the shape of what it is written into (a config line, a command, a
+    Terraform expression), so it is refused at that sink, whatever validation let through."""
 
 
 class PlanError(CloudcastError):

@@ -126,9 +126,10 @@ def syncconf_script(paths: Paths, peers: int) -> str:
     """
     i = shlex.quote(paths.interface)
     key = shlex.quote(paths.key)
+    tmp = shlex.quote(f"/etc/wireguard/.{paths.interface}.sync.XXXXXX")
     keep = "peers left as they were"
     return f"""umask 077
-s=$(mktemp /etc/wireguard/.{paths.interface}.sync.XXXXXX)
+s=$(mktemp {tmp})
 trap 'rm -f "$s" "$s.full"' EXIT
 wg-quick strip {i} > "$s" || {{ echo 'wg-quick strip failed; {keep}' >&2; exit 3; }}
 grep -qx '\\[Interface\\]' "$s" && [ "$(grep -cx '\\[Peer\\]' "$s")" -eq {peers} ] ||
@@ -177,14 +178,11 @@ def apply_actions(desired: Desired, facts: Facts) -> list[Action]:
     """Phase 2: files first, then the runtime steps their change (or drift) calls for."""
     actions, changed = _file_actions(desired, facts)
     p = desired.paths
-    i = shlex.quote(p.interface)
+    i, unit = shlex.quote(p.interface), shlex.quote(f"wg-quick@{p.interface}")
     if desired.ipsec:
         actions.extend(_ipsec_actions(desired, facts, changed))
     elif desired.vpn:
-        if p.firewall in changed or not facts.table:
-            actions.append(Action("firewall", f"load nftables table inet {TABLE}", f"nft -f {p.firewall}"))
-        if desired.forwards and (p.sysctl in changed or not facts.ip_forward):
-            actions.append(Action("sysctl", "enable IPv4 forwarding", f"sysctl -q -p {p.sysctl}"))
+        actions.extend(_firewall_sysctl_actions(desired, facts, changed))
         if not facts.iface:
             env = "" if facts.kernel_wg else f"{USERSPACE_ENV} "
             how = "" if facts.kernel_wg else " (wireguard-go)"
@@ -199,7 +197,7 @@ def apply_actions(desired: Desired, facts: Facts) -> list[Action]:
                     Action(
                         "enable",
                         f"enable wg-quick@{p.interface} at boot",
-                        f"systemctl daemon-reload && systemctl enable -q wg-quick@{i}",
+                        f"systemctl daemon-reload && systemctl enable -q {unit}",
                     )
                 )
     if not desired.ipsec:
@@ -256,7 +254,8 @@ def _route_actions(desired: Desired, facts: Facts, changed: set[str]) -> list[Ac
             note = f", {direct} on the LAN" if direct else ""
             note += f", drop {len(stale)} old" if stale else ""
             n = len(desired.routes) - direct
-            actions.append(Action("routes", f"route {n} CIDRs via {via}{note}", f"sh {p.routes}"))
+            command = f"sh {shlex.quote(p.routes)}"
+            actions.append(Action("routes", f"route {n} CIDRs via {via}{note}", command))
         actions.extend(_routes_unit_actions(desired, facts, changed))
     elif _owned_routes(facts):
         actions.append(_drop_routes_action(facts))
@@ -313,10 +312,10 @@ swanctl --load-all --noprompt >/dev/null"""
 
 def settle_script(children: tuple[tuple[str, str], ...], wait: float = 3.0) -> str:
     """Wait until the child SAs this node starts are INSTALLED; initiate the ones still missing."""
-    want = " ".join(f"{conn}:{child}" for conn, child in children)
+    want = shlex.quote(" ".join(f"{conn}:{child}" for conn, child in children))
     rounds = max(1, int(wait / 0.2))
     installed = r"s/^  \([^ ][^:]*\): #[0-9]*, reqid [0-9]*, INSTALLED.*/\1/p"
-    return f"""want="{want}"
+    return f"""want={want}
 i=0
 while :; do
   up=$(swanctl --list-sas 2>/dev/null | sed -n '{installed}')
@@ -346,18 +345,25 @@ swanctl --initiate --ike {c} --child {first} --timeout 15 >/dev/null 2>&1 || tru
 exit 0"""
 
 
-def _ipsec_actions(desired: Desired, facts: Facts, changed: set[str]) -> list[Action]:
-    """strongSwan: firewall, forwarding, the overlay address, charon, connections, SAs."""
+def _firewall_sysctl_actions(desired: Desired, facts: Facts, changed: set[str]) -> list[Action]:
+    """Load the firewall and the forwarding sysctls when they changed or are not in effect."""
     p = desired.paths
     actions: list[Action] = []
     if p.firewall in changed or not facts.table:
-        actions.append(Action("firewall", f"load nftables table inet {TABLE}", f"nft -f {p.firewall}"))
+        command = f"nft -f {shlex.quote(p.firewall)}"
+        actions.append(Action("firewall", f"load nftables table inet {TABLE}", command))
     if desired.forwards and (p.sysctl in changed or not facts.ip_forward):
-        actions.append(Action("sysctl", "enable IPv4 forwarding", f"sysctl -q -p {p.sysctl}"))
+        actions.append(Action("sysctl", "enable IPv4 forwarding", f"sysctl -q -p {shlex.quote(p.sysctl)}"))
+    return actions
+
+
+def _ipsec_actions(desired: Desired, facts: Facts, changed: set[str]) -> list[Action]:
+    """strongSwan: firewall, forwarding, the overlay address, charon, connections, SAs."""
+    p = desired.paths
+    actions = _firewall_sysctl_actions(desired, facts, changed)
     if p.routes in changed or any(a not in facts.lo_addresses for a in desired.lo_addresses):
-        actions.append(
-            Action("address", f"overlay address {', '.join(desired.lo_addresses)} on lo", f"sh {p.routes}")
-        )
+        what = f"overlay address {', '.join(desired.lo_addresses)} on lo"
+        actions.append(Action("address", what, f"sh {shlex.quote(p.routes)}"))
     actions.extend(_routes_unit_actions(desired, facts, changed))
     how = "kernel-libipsec" if desired.libipsec else "kernel ESP"
     if not facts.charon or p.strongswan_conf in changed:
@@ -401,7 +407,7 @@ def _runtime_actions(desired: Desired, facts: Facts, changed: set[str]) -> list[
             Action(
                 "address",
                 f"set {p.interface} address {desired.address}",
-                f"ip -4 address flush dev {i} && ip address add {desired.address} dev {i}",
+                f"ip -4 address flush dev {i} && ip address add {shlex.quote(desired.address)} dev {i}",
             )
         )
     if facts.mtu != desired.mtu:
@@ -417,7 +423,7 @@ def _runtime_actions(desired: Desired, facts: Facts, changed: set[str]) -> list[
             Action(
                 "sysctl",
                 f"allow DNAT to 127.0.0.1 from {p.interface} (route_localnet)",
-                f"sysctl -q -w net.ipv4.conf.{p.interface}.route_localnet=1",
+                f"sysctl -q -w {shlex.quote(f'net.ipv4.conf.{p.interface}.route_localnet=1')}",
             )
         )
     return actions
@@ -439,11 +445,16 @@ def teardown_actions(desired: Desired, facts: Facts) -> list[Action]:
         )
     if facts.enabled:
         actions.append(
-            Action("disable", f"disable wg-quick@{p.interface}", f"systemctl disable -q wg-quick@{i}")
+            Action(
+                "disable",
+                f"disable wg-quick@{p.interface}",
+                f"systemctl disable -q {shlex.quote(f'wg-quick@{p.interface}')}",
+            )
         )
     for cidr, via in desired.routes:
         if any(r.startswith(f"{route_dst(cidr)} via {via} ") for r in facts.routes):
-            actions.append(Action("route", f"remove route {cidr}", f"ip route del {cidr} via {via}"))
+            command = f"ip route del {shlex.quote(cidr)} via {shlex.quote(via)}"
+            actions.append(Action("route", f"remove route {cidr}", command))
     if any(d not in {route_dst(c) for c, _ in desired.routes} for d in _owned_routes(facts)):
         actions.append(_drop_routes_action(facts))
     if facts.routes_enabled:
@@ -496,5 +507,6 @@ def _ipsec_teardown(desired: Desired, facts: Facts) -> list[Action]:
         )
     for address in desired.lo_addresses:
         if address in facts.lo_addresses:
-            actions.append(Action("address", f"remove {address} from lo", f"ip address del {address} dev lo"))
+            command = f"ip address del {shlex.quote(address)} dev lo"
+            actions.append(Action("address", f"remove {address} from lo", command))
     return actions

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,9 +13,10 @@ from itertools import product
 
 from cloudcast.bootstrap.paths import LIBIPSEC_IF, ROUTE_PROTO, TABLE, USERSPACE_ENV, Paths
 from cloudcast.bootstrap.render import render
-from cloudcast.errors import BootstrapError
+from cloudcast.errors import BootstrapError, UnsafeValueError
 from cloudcast.inventory.hosts import Inventory
 from cloudcast.plan.model import NetworkPlan, NodePlan, ServicePlan, pair_id
+from cloudcast.sinks import ip_or_none, is_hostname
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,10 @@ class Desired:
         return next((f for f in self.files if f.path == path), None)
 
 
+#: a WireGuard key as `wg` prints it: 32 bytes of base64 (keys reach configs and commands)
+WG_KEY = re.compile(r"[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=")
+
+
 def _endpoint(address: str | None, port: int) -> str | None:
     if not address:
         return None
@@ -120,20 +126,39 @@ def _endpoint(address: str | None, port: int) -> str | None:
 
 
 def _address(inventory: Inventory, name: str, kind: str | None) -> str | None:
-    """The address peers dial for `name` (None: not in the inventory, or it dials out)."""
+    """The address peers dial for `name` (None: not in the inventory, or it dials out).
+
+    An IP address (normalised) or a host name: anything else is refused, as it would be
+    written into Endpoint and remote_addrs lines.
+    """
     host = next((h for h in inventory.hosts if h.name == name), None)
-    return host.endpoint(kind) if host else None
+    address = host.endpoint(kind) if host else None
+    if not address:
+        return None
+    ip = ip_or_none(address)
+    if ip is None and not is_hostname(address):
+        raise UnsafeValueError(f"node {name}: address {address[:60]!r} is not an IP address or host name")
+    return ip or address
+
+
+def _names(node: NodePlan) -> NodePlan:
+    """`node`, refused unless its name and FQDN are host names (they go into hosts lines and IDs)."""
+    if not (is_hostname(node.name) and is_hostname(node.fqdn)):
+        raise UnsafeValueError(f"node {node.name[:60]!r}: {node.fqdn[:80]!r} is not a host name")
+    return node
 
 
 def host_entries(plan: NetworkPlan, inventory: Inventory) -> tuple[HostEntry, ...]:
     """`overlay_ip fqdn name` for every VPN node; members by their private address when known."""
     entries = []
     known = {h.name: h for h in inventory.hosts}
-    for node in plan.nodes:
+    for node in map(_names, plan.nodes):
         address: str | None = node.overlay_ip
         if not node.vpn:
             host = known.get(node.name)
             address = node.private_ip or (host.private_ip if host else None)
+        # a member known by a host name has no address to name it by
+        address = ip_or_none(address)
         if address:
             entries.append(HostEntry(address, node.fqdn, node.name))
     return tuple(entries)
@@ -159,6 +184,8 @@ def desired_state(
     certificate files are not part of the state).
     """
     paths = Paths(plan.interface)
+    # keys come from hosts: one that is not a WireGuard key is no key (the peer is left out)
+    public_keys = {name: key for name, key in public_keys.items() if WG_KEY.fullmatch(key)}
     common = {"network": plan.name, "node": node.name}
     hosts_block = render("hosts.j2", network=plan.name, entries=host_entries(plan, inventory))
     services = tuple(s for s in plan.services if s.node == node.name) if node.vpn else ()
@@ -272,12 +299,15 @@ def route_dst(cidr: str) -> str:
 
 
 def _private_ip(plan: NetworkPlan, inventory: Inventory, name: str) -> str | None:
-    """A node's address on its site's network: planned (AWS, Linode, lab LAN), else observed."""
+    """A node's IP address on its site's network: planned (AWS, Linode, lab LAN), else observed.
+
+    None when unknown, or when it is not an IP address (a static node known by a host name).
+    """
     planned = plan.node(name).private_ip
     if planned:
-        return planned
+        return ip_or_none(planned)
     host = next((h for h in inventory.hosts if h.name == name), None)
-    return host.private_ip if host else None
+    return ip_or_none(host.private_ip) if host else None
 
 
 def _wg_peers(
@@ -324,8 +354,9 @@ def ipsec_conns(
     its peer starts the SAs; when both can, the one whose name sorts first does.
     """
     conns = []
+    _names(node)
     for link in node.peers:
-        peer = plan.node(link.peer)
+        peer = _names(plan.node(link.peer))
         back = next((x for x in peer.peers if x.peer == node.name), None)
         if back is None:
             raise BootstrapError(f"node {node.name}: {peer.name} does not peer with it")
@@ -402,7 +433,8 @@ def _failover_files(
     systemd: bool,
 ) -> list[ManagedFile]:
     """The failover agent (and its unit where systemd runs) from the plan's failover rules."""
-    i = shlex.quote(paths.interface)
+    q = shlex.quote
+    i = q(paths.interface)
     planned = {link.peer: link.allowed_ips for link in node.peers}
     rules = []
     for rule in node.failover:
@@ -412,12 +444,13 @@ def _failover_files(
         for peer, ips in sorted(rule.peers, key=lambda p: p[0] == rule.watch):
             key = public_keys.get(peer)
             if key and peer in planned:
-                fail.append(f"wg set {i} peer {key} allowed-ips {','.join(sorted(ips))}")
-                restore.insert(0, f"wg set {i} peer {key} allowed-ips {','.join(sorted(planned[peer]))}")
+                k, now, back = (q(key), q(",".join(sorted(ips))), q(",".join(sorted(planned[peer]))))
+                fail.append(f"wg set {i} peer {k} allowed-ips {now}")
+                restore.insert(0, f"wg set {i} peer {k} allowed-ips {back}")
         standby = _private_ip(plan, inventory, rule.gateway) if rule.gateway else None
         if standby and rule.routes:
-            fail += [f"ip route replace {cidr} via {standby} proto {ROUTE_PROTO}" for cidr in rule.routes]
-            restore += [f"ip route replace {cidr} via {via} proto {ROUTE_PROTO}" for cidr, via in routes]
+            fail += [f"ip route replace {q(c)} via {q(standby)} proto {ROUTE_PROTO}" for c in rule.routes]
+            restore += [f"ip route replace {q(c)} via {q(v)} proto {ROUTE_PROTO}" for c, v in routes]
         if fail:
             key = public_keys.get(rule.watch) if node.vpn else None
             rules.append(

@@ -114,7 +114,7 @@ echo "hosts=$(base64 < /etc/hosts 2>/dev/null | tr -d '\\n')"
 have nft && nft list table inet {TABLE} >/dev/null 2>&1 && echo table=1
 have systemctl && [ "$(systemctl is-enabled wg-quick@{i} 2>/dev/null)" = enabled ] && echo enabled=1
 have ip && ip -4 route show | sed 's/^/route\t/'
-have systemctl && [ "$(systemctl is-enabled {paths.routes_unit_name} 2>/dev/null)" = enabled ] &&
+have systemctl && [ "$(systemctl is-enabled {q(paths.routes_unit_name)} 2>/dev/null)" = enabled ] &&
   echo routes_enabled=1
 F={q(paths.failover_pid)}
 [ -s "$F" ] && kill -0 "$(cat "$F")" 2>/dev/null && echo failover=1

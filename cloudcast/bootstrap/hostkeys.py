@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shlex
 import threading
 from pathlib import Path
 
@@ -13,6 +15,8 @@ from cloudcast.state.store import write_private
 # Every connection thread of this process shares one lock: two first contacts must not
 # overwrite each other's freshly recorded line.
 _LOCK = threading.Lock()
+#: a known_hosts host field naming exactly one host: `host` or `[host]:port`
+_ONE_HOST = re.compile(r"[A-Za-z0-9.:_-]+|\[[A-Za-z0-9.:_-]+\]:[0-9]+")
 
 
 def known_hosts_name(host: str, port: int) -> str:
@@ -22,7 +26,8 @@ def known_hosts_name(host: str, port: int) -> str:
 
 def forget_hint(path: Path, name: str) -> str:
     """The exact command that forgets a recorded key."""
-    return f"if the host was rebuilt, forget its old key: ssh-keygen -f {path} -R '{name}'"
+    command = shlex.join(["ssh-keygen", "-f", str(path), "-R", name])
+    return f"if the host was rebuilt, forget its old key: {command}"
 
 
 class KnownHosts:
@@ -37,7 +42,13 @@ class KnownHosts:
             client.get_host_keys().load(str(self.path))
 
     def record(self, name: str, key: paramiko.PKey) -> None:
-        """Add `name`'s key, keeping every other line (re-read under the lock first)."""
+        """Add `name`'s key, keeping every other line (re-read under the lock first).
+
+        `name` must be one host, not a pattern or list: a space, ',' or '*' in it would record
+        the key for other hosts too.
+        """
+        if not _ONE_HOST.fullmatch(name):
+            raise HostKeyError(f"refusing to record a host key for {name[:60]!r}: not one host name")
         line = f"{name} {key.get_name()} {key.get_base64()}"
         with _LOCK:
             lines = self.path.read_text().splitlines() if self.path.exists() else []

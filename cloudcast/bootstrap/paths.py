@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+from cloudcast.errors import UnsafeValueError
 
 TABLE = "cloudcast"  # the nftables table (family inet) cloudcast owns; no other table is touched
 USERSPACE_ENV = "WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go"
@@ -14,11 +17,18 @@ LIBIPSEC_IF = "ipsec0"
 #: kernel-libipsec fixes ipsec0's MTU at 1400 (a larger MTU set from outside truncates packets)
 LIBIPSEC_MTU = 1400
 CHARON = "/usr/lib/ipsec/charon"
+#: an interface name the kernel takes (IFNAMSIZ), not option-like: it is in every path and command
+_INTERFACE = re.compile(r"[A-Za-z0-9_=+.][A-Za-z0-9_=+.-]{0,14}")
 
 
 @dataclass(frozen=True, slots=True)
 class Paths:
     interface: str
+
+    def __post_init__(self) -> None:
+        if not _INTERFACE.fullmatch(self.interface):
+            what = "not an interface name (1-15 of A-Z a-z 0-9 _ = + . -, not starting with '-')"
+            raise UnsafeValueError(f"interface {self.interface[:60]!r}: {what}")
 
     @property
     def wg_conf(self) -> str:

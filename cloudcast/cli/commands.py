@@ -5,54 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cloudcast.cli import lifecycle
 from cloudcast.cli.env import Environment
+from cloudcast.cli.options import add_common, add_preflight, context
 from cloudcast.errors import ExitStatus
-
-if TYPE_CHECKING:  # the pipeline is imported by the commands that run it, keeping `lab` fast
-    from cloudcast.pipeline.context import Context
-    from cloudcast.pipeline.events import Reporter
-
-
-
-def add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--terraform-bin",
-        metavar="PATH",
-        help="terraform or tofu binary (default: $CLOUDCAST_TERRAFORM, then terraform, then tofu)",
-    )
-    p.add_argument(
-        "--workdir", type=Path, metavar="DIR", help="state dir (default: .cloudcast/NAME beside the spec)"
-    )
-
-
-def add_preflight(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--skip-preflight",
-        action="store_true",
-        help="skip the provider checks (credentials, regions, sizes, images) before Terraform",
-    )
-
-
-def reporter_for(args: argparse.Namespace, env: Environment) -> Reporter:
-    from cloudcast.cli.progress import ConsoleReporter, JsonReporter
-
-    return JsonReporter(env.out) if getattr(args, "json", False) else ConsoleReporter(env.err)
-
-
-def context(args: argparse.Namespace, env: Environment, *, rehearsal: bool = False) -> Context:
-    from cloudcast.pipeline.context import Context
-
-    return Context.load(
-        Path(args.spec),
-        rehearsal=rehearsal or bool(getattr(args, "lab", False)),
-        environ=env.environ,
-        terraform_bin=getattr(args, "terraform_bin", None),
-        reporter=reporter_for(args, env),
-        workdir=getattr(args, "workdir", None),
-    )
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -116,13 +74,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_common(p)
     p.set_defaults(func=cmd_plan)
 
-    lifecycle.register(sub, add_common, add_preflight)
+    lifecycle.register(sub)
 
 
 def cmd_validate(args: argparse.Namespace, env: Environment) -> ExitStatus:
     from cloudcast.spec import load_spec
 
-    spec = load_spec(Path(args.spec))
+    spec = load_spec(Path(args.spec), env.environ)
     if args.online:
         from cloudcast.preflight import preflight
 

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 from cloudcast.cli.env import Environment
+from cloudcast.cli.options import add_common, add_preflight, context
 from cloudcast.errors import CloudcastError, ExitStatus
 
-AddCommon = Callable[[argparse.ArgumentParser], None]
 
-
-def register(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser], add_common: AddCommon, add_preflight: AddCommon
-) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     p = sub.add_parser(
         "apply",
@@ -108,7 +104,6 @@ def _confirm(env: Environment, auto: bool, question: str) -> bool:
 
 
 def cmd_apply(args: argparse.Namespace, env: Environment) -> ExitStatus:
-    from cloudcast.cli.commands import context
     from cloudcast.cli.render import print_plan
     from cloudcast.pipeline.apply import apply
     from cloudcast.pipeline.plan import is_planfile, read_planfile
@@ -154,7 +149,6 @@ def cmd_apply(args: argparse.Namespace, env: Environment) -> ExitStatus:
 
 
 def cmd_destroy(args: argparse.Namespace, env: Environment) -> ExitStatus:
-    from cloudcast.cli.commands import context
     from cloudcast.pipeline.apply import destroy
 
     ctx = context(args, env)
@@ -166,7 +160,6 @@ def cmd_destroy(args: argparse.Namespace, env: Environment) -> ExitStatus:
 
 
 def _live(args: argparse.Namespace, env: Environment):  # type: ignore[no-untyped-def]
-    from cloudcast.cli.commands import context
     from cloudcast.pipeline.hosts import inventory
 
     ctx = context(args, env)

@@ -50,7 +50,7 @@ def run(argv: Sequence[str], env: Environment) -> ExitStatus:
         status: ExitStatus = args.func(args, env)
         return status
     except SpecError as exc:
-        for line in exc.problems:
+        for line in exc.report():
             env.err.print(line, markup=False, highlight=False, soft_wrap=True)
         env.err.print(f"cloudcast: error: {exc.message}", markup=False, highlight=False)
         return exc.exit_status

@@ -1,13 +1,51 @@
-"""The inventory in formats other tools read: JSON, /etc/hosts, ssh_config, Ansible YAML."""
+"""The inventory in formats other tools read: JSON, /etc/hosts, ssh_config, Ansible YAML.
+
+Values are checked where they are written: one that would add a line, a field, a host pattern
+or an Ansible template is refused (UnsafeValueError), never written.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 
 import yaml
 
+from cloudcast.errors import UnsafeValueError
 from cloudcast.inventory.hosts import Inventory
-from cloudcast.plan.model import NetworkPlan
+from cloudcast.plan.model import NetworkPlan, NodePlan
+from cloudcast.sinks import is_hostname, one_line, one_word
+
+#: an ssh_config(5) argument that needs no quotes
+_SSH_BARE = re.compile(r"[A-Za-z0-9._~/:@%+,\[\]-]+")
+#: what starts a Jinja expression, statement or comment: Ansible templates inventory variables
+_JINJA = ("{{", "{%", "{#")
+
+
+def _names(node: NodePlan) -> tuple[str, str]:
+    """(name, fqdn), refused unless both are host names (each is one hosts field or Host pattern)."""
+    for value in (node.name, node.fqdn):
+        if not is_hostname(value):
+            raise UnsafeValueError(f"node {node.name[:60]!r}: {value[:80]!r} is not a host name")
+    return node.name, node.fqdn
+
+
+def _ssh_value(value: str, what: str) -> str:
+    """One ssh_config argument: bare when plain, else in double quotes (which cannot hold '"' or '\\')."""
+    one_line(value, what)
+    if '"' in value or "\\" in value:
+        raise UnsafeValueError(f"{what}: refusing {value[:60]!r}: ssh_config cannot quote '\"' or '\\'")
+    return value if _SSH_BARE.fullmatch(value) else f'"{value}"'
+
+
+def _ansible_str(value: str, what: str) -> str:
+    """A variable's value, refused if Ansible would template it or pass it to ssh as an option."""
+    one_line(value, what)
+    if any(mark in value for mark in _JINJA):
+        raise UnsafeValueError(f"{what}: refusing {value[:60]!r}: Ansible would evaluate it as a template")
+    if value.startswith("-"):
+        raise UnsafeValueError(f"{what}: refusing {value[:60]!r}: ssh would take it for an option")
+    return value
 
 
 def render_inventory(plan: NetworkPlan, inv: Inventory, fmt: str) -> str:
@@ -17,29 +55,43 @@ def render_inventory(plan: NetworkPlan, inv: Inventory, fmt: str) -> str:
         host = inv.host(node.name)
         rows.append((node, host))
     if fmt == "hosts":
-        return "".join(f"{n.overlay_ip}\t{n.fqdn} {n.name}\n" for n, _ in rows)
+        lines = []
+        for n, _ in rows:
+            name, fqdn = _names(n)
+            lines.append(f"{one_word(n.overlay_ip, f'node {name}: overlay_ip')}\t{fqdn} {name}\n")
+        return "".join(lines)
     if fmt == "ssh-config":
         out = []
         for n, h in rows:
+            name, fqdn = _names(n)
             out.append(
-                f"Host {n.name} {n.fqdn}\n  HostName {h.ssh_host}\n  Port {h.ssh_port}\n  User {h.ssh_user}\n"
+                f"Host {name} {fqdn}\n"
+                f"  HostName {_ssh_value(h.ssh_host, f'node {name}: ssh host')}\n"
+                f"  Port {int(h.ssh_port)}\n"
+                f"  User {_ssh_value(h.ssh_user, f'node {name}: ssh user')}\n"
             )
             if h.ssh_key:
-                out.append(f"  IdentityFile {h.ssh_key}\n")
+                out.append(f"  IdentityFile {_ssh_value(h.ssh_key, f'node {name}: ssh key')}\n")
         return "".join(out)
     if fmt == "ansible":
         groups: dict[str, dict[str, object]] = {}
         for n, h in rows:
-            vars_ = {
+            name, fqdn = _names(n)
+            vars_: dict[str, object] = {
                 "ansible_host": h.ssh_host,
                 "ansible_port": h.ssh_port,
                 "ansible_user": h.ssh_user,
                 "overlay_ip": n.overlay_ip,
-                "fqdn": n.fqdn,
+                "fqdn": fqdn,
             }
             if h.ssh_key:
                 vars_["ansible_ssh_private_key_file"] = h.ssh_key
-            groups.setdefault(n.site.replace("-", "_"), {"hosts": {}})["hosts"][n.name] = vars_  # type: ignore[index]
+            for key, value in vars_.items():
+                if isinstance(value, str):
+                    _ansible_str(value, f"node {name}: {key}")
+            site = f"node {name}: site"
+            group = _ansible_str(one_word(n.site.replace("-", "_"), site), site)
+            groups.setdefault(group, {"hosts": {}})["hosts"][name] = vars_  # type: ignore[index]
         return yaml.safe_dump({"all": {"children": groups}}, sort_keys=True)
     data = [{**h.to_dict(), "overlay_ip": n.overlay_ip, "fqdn": n.fqdn} for n, h in rows]
     return json.dumps(data, indent=2, sort_keys=True) + "\n"

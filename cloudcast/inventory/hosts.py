@@ -52,6 +52,13 @@ class Inventory:
         raise KeyError(name)
 
 
+def _expand(path: str) -> str:
+    try:
+        return str(Path(path).expanduser())
+    except RuntimeError:  # `~name` for a user this machine does not have
+        raise InventoryError(f"ssh.private_key: {path[:60]!r}: no such user to expand '~' for") from None
+
+
 def build_inventory(
     spec: Spec,
     plan: NetworkPlan,
@@ -82,7 +89,7 @@ def build_inventory(
             key = (over.private_key if over and over.private_key else None) or ssh.private_key
             if site.provider is Provider.LAB and key is None and lab_key is not None:
                 key = str(lab_key)
-            key = str(Path(key).expanduser()) if key else None
+            key = _expand(key) if key else None
             if site.provider is Provider.STATIC:
                 assert over is not None and over.host is not None  # guaranteed by validation
                 hosts.append(

@@ -19,6 +19,7 @@ from cloudcast.pipeline.tfevents import terraform_sink
 from cloudcast.plan import build_plan
 from cloudcast.plan.model import NetworkPlan
 from cloudcast.routes.aws import RoutesResult, program, routed_sites
+from cloudcast.spec.files import expand_user
 from cloudcast.spec.models import Provider
 from cloudcast.state import (
     Secrets,
@@ -30,7 +31,7 @@ from cloudcast.state import (
     save_secrets,
     save_state,
 )
-from cloudcast.terraform.compile import aws_endpoint, expand_user
+from cloudcast.terraform.compile import aws_endpoint
 from cloudcast.terraform.views import PlanView
 from cloudcast.verify import VerifyResult, explain_failures, verify
 

@@ -40,7 +40,7 @@ class Context:
         workdir: Path | None = None,
     ) -> Context:
         """Load and validate the spec; `rehearsal` swaps every site for lab hosts of its shape."""
-        spec = load_spec(spec_path)
+        spec = load_spec(spec_path, environ)
         # absolute: Terraform runs in its own working dir, where relative paths mean something else
         base = (workdir or _workdir_for(spec_path, spec)).resolve()
         if rehearsal:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Callable, Iterator
 from ipaddress import IPv4Network
 
 from cloudcast.spec.models import Backend, IpsecAuth, Provider, Role, Spec, Topology, Transport
 
 CLOUD = {Provider.AWS, Provider.LINODE, Provider.VULTR}
-_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", re.IGNORECASE)
 # Ranges meant for private use: RFC 1918 and the carrier-grade NAT block.
 _PRIVATE = [IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")]
 # Linode's own private addresses (linode_instance.private_ip); Linode VPC subnets may not use it.
@@ -22,26 +20,6 @@ Rule = Callable[[Spec], Iterator[str]]
 def check(spec: Spec) -> list[str]:
     """Every cross-field problem in `spec`, in a stable order."""
     return [problem for rule in RULES for problem in rule(spec)]
-
-
-def _names(spec: Spec) -> Iterator[str]:
-    if not _LABEL.match(spec.name):
-        yield f"name: {spec.name!r} is not a valid hostname label (letters, digits, '-')"
-    for i, site in enumerate(spec.sites):
-        if not _LABEL.match(site.name):
-            yield f"sites[{i}].name: {site.name!r} is not a valid hostname label (letters, digits, '-')"
-        for j, node in enumerate(site.nodes):
-            if not _LABEL.match(node.name):
-                yield (
-                    f"sites[{i}].nodes[{j}].name: {node.name!r} is not a valid hostname label "
-                    "(letters, digits, '-')"
-                )
-    for k, svc in enumerate(spec.services):
-        if not _LABEL.match(svc.name):
-            yield f"services[{k}].name: {svc.name!r} is not a valid name (letters, digits, '-')"
-    labels = spec.network.domain.rstrip(".").split(".")
-    if not all(_LABEL.match(label) for label in labels):
-        yield f"network.domain: {spec.network.domain!r} is not a valid domain name"
 
 
 def _duplicates(spec: Spec) -> Iterator[str]:
@@ -78,6 +56,23 @@ def _private(net: IPv4Network) -> bool:
     return any(net.subnet_of(p) for p in _PRIVATE)
 
 
+def _overlaps(cidrs: list[tuple[int, IPv4Network]]) -> dict[int, list[int]]:
+    """For each spec index, the earlier sites its CIDR overlaps, in O(n log n).
+
+    CIDRs either nest or are disjoint, so after sorting by first address (larger first on a
+    tie) a CIDR overlaps an earlier one exactly when it lies inside the widest one still open.
+    """
+    found: dict[int, list[int]] = {}
+    widest: tuple[int, IPv4Network] | None = None
+    for i, net in sorted(cidrs, key=lambda c: (c[1].network_address, c[1].prefixlen, c[0])):
+        if widest and net.subnet_of(widest[1]):
+            later, earlier = max(i, widest[0]), min(i, widest[0])
+            found.setdefault(later, []).append(earlier)
+        else:
+            widest = (i, net)
+    return found
+
+
 def _addresses(spec: Spec) -> Iterator[str]:
     overlay = spec.network.overlay
     if not _private(overlay):
@@ -91,7 +86,7 @@ def _addresses(spec: Spec) -> Iterator[str]:
         yield (
             f"network.site_prefix: /{spec.network.site_prefix} sites do not fit in network.site_pool ({pool})"
         )
-    placed: list[tuple[str, IPv4Network]] = []
+    clashes = _overlaps([(i, site.cidr) for i, site in enumerate(spec.sites) if site.cidr is not None])
     for i, site in enumerate(spec.sites):
         if site.cidr is None:
             continue
@@ -100,10 +95,8 @@ def _addresses(spec: Spec) -> Iterator[str]:
             yield f"{path}: {site.cidr} is not a private range"
         if site.cidr.overlaps(overlay):
             yield f"{path}: {site.cidr} overlaps network.overlay ({overlay})"
-        for other_path, other in placed:
-            if site.cidr.overlaps(other):
-                yield f"{path}: {site.cidr} overlaps {other_path} ({other})"
-        placed.append((path, site.cidr))
+        for j in clashes.get(i, []):
+            yield f"{path}: {site.cidr} overlaps sites[{j}].cidr ({spec.sites[j].cidr})"
         usable = site.cidr.num_addresses - (5 if site.provider is Provider.AWS else 2)
         if usable < len(site.nodes):
             yield (f"{path}: {site.cidr} has room for {max(usable, 0)} nodes, the site has {len(site.nodes)}")
@@ -180,9 +173,14 @@ def _topology(spec: Spec) -> Iterator[str]:
 
 def _services(spec: Spec) -> Iterator[str]:
     names = {node.name.lower(): node.name for _, node in spec.all_nodes()}
+    unknown = 0
     for k, svc in enumerate(spec.services):
         if svc.node.lower() not in names:
-            close = difflib.get_close_matches(svc.node.lower(), list(names), n=1, cutoff=0.5)
+            unknown += 1
+            # a hint costs a scan of every name: only for the problems the report will show
+            close: list[str] = []
+            if unknown <= 20:
+                close = difflib.get_close_matches(svc.node.lower(), list(names), n=1, cutoff=0.5)
             hint = f"; did you mean {names[close[0]]!r}?" if close else ""
             yield f"services[{k}].node: unknown node {svc.node!r}{hint}"
         if svc.protocol.value == "udp" and svc.port == spec.network.port:
@@ -202,4 +200,4 @@ def _state(spec: Spec) -> Iterator[str]:
                 yield f"state.{key}: only used with backend 's3' (backend is local)"
 
 
-RULES: list[Rule] = [_names, _duplicates, _addresses, _providers, _topology, _services, _state]
+RULES: list[Rule] = [_duplicates, _addresses, _providers, _topology, _services, _state]

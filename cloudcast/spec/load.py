@@ -3,70 +3,34 @@
 from __future__ import annotations
 
 import difflib
-import json
+import os
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from cloudcast.errors import SpecError
 from cloudcast.spec.check import check
+from cloudcast.spec.files import check_files
 from cloudcast.spec.models import Spec
-from cloudcast.spec.paths import join
+from cloudcast.spec.paths import join, shorten
+from cloudcast.spec.reader import read_document
 
 
-def load_spec(path: Path) -> Spec:
-    """Parse, type-check and cross-check the spec at `path`; raise SpecError listing every problem."""
+def load_spec(path: Path, environ: Mapping[str, str] | None = None) -> Spec:
+    """Parse, type-check and cross-check the spec at `path`; raise SpecError listing every problem.
+
+    `environ` gives HOME for `~` in the key paths it checks (the process's by default).
+    """
     data = read_document(path)
     spec = parse_spec(data)
-    problems = check(spec)
+    problems = check(spec) + check_files(spec, path.parent, os.environ if environ is None else environ)
     if problems:
         raise SpecError(problems)
     return spec
-
-
-def read_document(path: Path) -> Any:
-    """Read JSON (or YAML for .yaml/.yml) from `path`; syntax errors carry line and column."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError([f"{path}: no such file"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError([f"{path}: cannot read: {exc}"]) from None
-    if path.suffix.lower() in {".yaml", ".yml"}:
-        try:
-            return yaml.safe_load(text)
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-            raise SpecError([f"{where}: invalid YAML: {exc.problem or exc.context}"]) from None
-        except yaml.YAMLError as exc:
-            raise SpecError([f"{path}: invalid YAML: {exc}"]) from None
-    try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
-    except json.JSONDecodeError as exc:
-        raise SpecError([f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}"]) from None
-    except _DuplicateKey as exc:
-        raise SpecError([f"{path}: duplicate key {exc.key!r} in one object"]) from None
-
-
-class _DuplicateKey(ValueError):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _DuplicateKey(key)
-        out[key] = value
-    return out
 
 
 def parse_spec(data: Any) -> Spec:
@@ -96,12 +60,14 @@ def format_error(err: Any) -> str:
     if kind == "enum":
         expected = err.get("ctx", {}).get("expected", "")
         what = "provider" if loc and loc[-1] == "provider" else "value"
-        return f"{path}: unknown {what} {value!r}; expected {expected}"
+        return f"{path}: unknown {what} {shorten(value)}; expected {expected}"
+    if kind.startswith("cc_"):  # cloudcast's own contracts: the message names the value already
+        return f"{path}: {err['msg']}"
     msg = str(err["msg"])
     msg = msg[0].lower() + msg[1:] if msg else msg
     if isinstance(value, dict | list):
         return f"{path}: {msg}"
-    return f"{path}: {msg} ({value!r})"
+    return f"{path}: {msg} ({shorten(value)})"
 
 
 def _fields_at(loc: Sequence[int | str]) -> list[str]:

@@ -4,19 +4,33 @@ from __future__ import annotations
 
 from enum import StrEnum
 from ipaddress import IPv4Network
-from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-Name = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=63,
-        description="A hostname label: letters, digits and '-', not starting or ending with '-'.",
-    ),
-]
-Port = Annotated[int, Field(ge=1, le=65535)]
+from cloudcast.spec.types import (
+    AwsRegion,
+    BehindNat,
+    BucketName,
+    Cidr,
+    Domain,
+    FilePath,
+    Host,
+    HttpUrl,
+    ImageToken,
+    InterfaceName,
+    Label,
+    LoginName,
+    NodeName,
+    Port,
+    ProviderToken,
+    S3Key,
+    SchemaRef,
+    StateDir,
+    TableName,
+    Text,
+)
+
+Name = Label
 
 
 class Transport(StrEnum):
@@ -66,7 +80,7 @@ class _Model(BaseModel):
 class Network(_Model):
     """The overlay network shared by every node."""
 
-    overlay: IPv4Network = Field(
+    overlay: Cidr = Field(
         default=IPv4Network("10.15.0.0/16"),
         description="CIDR of the overlay; every VPN node gets one address in it.",
     )
@@ -82,48 +96,47 @@ class Network(_Model):
         "(a key pair made on each gateway, its certificate signed by a CA cloudcast keeps).",
     )
     port: Port = Field(default=51871, description="UDP port of the transport (WireGuard).")
-    mtu: int = Field(default=1420, ge=1280, le=9000, description="MTU of the tunnel interface.")
-    keepalive: int = Field(
+    mtu: StrictInt = Field(default=1420, ge=1280, le=9000, description="MTU of the tunnel interface.")
+    keepalive: StrictInt = Field(
         default=25,
         ge=0,
         le=3600,
         description="Persistent keepalive (seconds) sent from nodes behind NAT; 0 disables.",
     )
-    domain: str = Field(
+    domain: Domain = Field(
         default="vpc.internal",
-        min_length=1,
-        max_length=200,
-        description="Domain for node names: every node is reachable as NAME.DOMAIN.",
+        description="Domain for node names: every node is reachable as NAME.DOMAIN "
+        "(a domain of your own, never a public suffix such as com).",
     )
-    interface: str = Field(
-        default="cc0", pattern=r"^[a-zA-Z0-9_=+.-]{1,15}$", description="Tunnel interface name."
-    )
-    site_pool: IPv4Network = Field(
+    interface: InterfaceName = Field(default="cc0")
+    site_pool: Cidr = Field(
         default=IPv4Network("10.128.0.0/9"),
         description="Where site CIDRs are allocated from when a site gives none.",
     )
-    site_prefix: int = Field(default=24, ge=16, le=28, description="Prefix length of allocated site CIDRs.")
+    site_prefix: StrictInt = Field(
+        default=24, ge=16, le=28, description="Prefix length of allocated site CIDRs."
+    )
 
 
 class SSH(_Model):
     """How cloudcast reaches hosts over SSH; nodes may override any field."""
 
-    user: str = Field(default="root", min_length=1, description="Login user (root or sudo).")
+    user: LoginName = Field(default="root", description="Login user (root or sudo).")
     port: Port = Field(default=22, description="SSH port.")
-    private_key: str | None = Field(
+    private_key: FilePath | None = Field(
         default=None,
         description="Path of the private key; the lab provides its own key for lab sites.",
     )
-    public_key: str | None = Field(
+    public_key: FilePath | None = Field(
         default=None,
         description="Path of the public key installed on new cloud instances "
         "(default: private_key + '.pub').",
     )
-    sources: list[IPv4Network] = Field(
+    sources: list[Cidr] = Field(
         default_factory=lambda: [IPv4Network("0.0.0.0/0")],
         description="CIDRs allowed to reach SSH through cloud and host firewalls.",
     )
-    known_hosts: str | None = Field(
+    known_hosts: FilePath | None = Field(
         default=None,
         description="Strict mode: a known_hosts file every host key must already be in.",
     )
@@ -132,23 +145,23 @@ class SSH(_Model):
 class NodeSSH(_Model):
     """Per-node SSH overrides; `host` is required for static nodes."""
 
-    host: str | None = Field(default=None, description="Address or name to SSH to.")
+    host: Host | None = Field(default=None, description="IPv4 address or host name to SSH to.")
     port: Port | None = None
-    user: str | None = None
-    private_key: str | None = None
+    user: LoginName | None = None
+    private_key: FilePath | None = None
 
 
 class Node(_Model):
     """One machine in a site."""
 
-    name: Name = Field(description="Hostname label, unique across the spec (case-insensitive).")
-    size: str | None = Field(default=None, description="Instance type / plan (provider default).")
-    image: str | None = Field(default=None, description="Image (provider default: Ubuntu 22.04).")
+    name: NodeName = Field(description="Hostname label, unique across the spec (case-insensitive).")
+    size: ProviderToken | None = Field(default=None, description="Instance type / plan (provider default).")
+    image: ImageToken | None = Field(default=None, description="Image (provider default: Ubuntu 22.04).")
     role: Role = Field(
         default=Role.MEMBER,
         description="member; gateway (routes its site, `gateways`/`hub` topologies); hub.",
     )
-    behind_nat: bool | Literal["double"] = Field(
+    behind_nat: BehindNat = Field(
         default=False,
         description='The node cannot be reached from outside (true, or "double" for double '
         "NAT); it initiates its tunnels and keeps them alive.",
@@ -161,8 +174,8 @@ class Site(_Model):
 
     name: Name
     provider: Provider
-    region: str | None = Field(default=None, description="Provider region (cloud sites).")
-    cidr: IPv4Network | None = Field(
+    region: ProviderToken | None = Field(default=None, description="Provider region (cloud sites).")
+    cidr: Cidr | None = Field(
         default=None, description="The site's private CIDR; allocated when absent."
     )
     nodes: list[Node] = Field(min_length=1)
@@ -172,7 +185,7 @@ class Service(_Model):
     """A port on a node reachable from every node over the overlay, never from the underlay."""
 
     name: Name
-    node: str = Field(description="Name of the node that runs the service.")
+    node: Label = Field(description="Name of the node that runs the service.")
     port: Port
     protocol: Protocol = Protocol.TCP
 
@@ -181,13 +194,13 @@ class State(_Model):
     """Where Terraform's and cloudcast's state live."""
 
     backend: Backend = Field(default=Backend.LOCAL)
-    dir: str | None = Field(default=None, description="Work dir (default: .cloudcast/ beside the spec).")
-    bucket: str | None = Field(default=None, description="S3 bucket (backend s3).")
-    key: str | None = Field(default=None, description="S3 object key prefix (backend s3).")
-    region: str | None = Field(default=None, description="S3 region (backend s3).")
-    use_lockfile: bool = Field(default=True, description="S3-native state locking.")
-    dynamodb_table: str | None = Field(default=None, description="DynamoDB lock table.")
-    endpoint: str | None = Field(default=None, description="S3 endpoint override (moto, MinIO).")
+    dir: StateDir | None = Field(default=None, description="Work dir (default: .cloudcast/ beside the spec).")
+    bucket: BucketName | None = Field(default=None, description="S3 bucket (backend s3).")
+    key: S3Key | None = Field(default=None, description="S3 object key prefix (backend s3).")
+    region: AwsRegion | None = Field(default=None, description="S3 region (backend s3).")
+    use_lockfile: StrictBool = Field(default=True, description="S3-native state locking.")
+    dynamodb_table: TableName | None = Field(default=None, description="DynamoDB lock table.")
+    endpoint: HttpUrl | None = Field(default=None, description="S3 endpoint override (moto, MinIO).")
 
 
 class Spec(_Model):
@@ -195,15 +208,15 @@ class Spec(_Model):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    schema_: str | None = Field(default=None, alias="$schema", description="JSON Schema URL.")
+    schema_: SchemaRef | None = Field(default=None, alias="$schema", description="JSON Schema URL or path.")
     name: Name = Field(description="Network name; prefixes cloud resource names.")
-    description: str | None = Field(default=None, description="Free text, for people.")
+    description: Text | None = Field(default=None, description="Free text, for people.")
     network: Network = Field(default_factory=Network)
     ssh: SSH = Field(default_factory=SSH)
     sites: list[Site] = Field(min_length=1)
     services: list[Service] = Field(default_factory=list)
     state: State = Field(default_factory=State)
-    aws_endpoint: str | None = Field(
+    aws_endpoint: HttpUrl | None = Field(
         default=None,
         description="Override for every AWS API endpoint (moto, LocalStack); AWS_ENDPOINT_URL does the same.",
     )

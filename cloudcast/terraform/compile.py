@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 from collections.abc import Mapping
@@ -11,10 +12,13 @@ from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
-from cloudcast.errors import PlanError
+from cloudcast.errors import PlanError, UnsafeValueError
 from cloudcast.plan.model import NetworkPlan, NodePlan, SitePlan
 from cloudcast.resources import tf_dir
+from cloudcast.spec.files import KeyFileError, resolve
+from cloudcast.spec.files import read_public_key as read_key_file
 from cloudcast.spec.models import Backend, Provider, Spec, Transport
+from cloudcast.terraform.escape import tf_literals
 
 PROVIDER_SOURCES = {
     "aws": ("hashicorp/aws", "~> 5.0"),
@@ -32,9 +36,16 @@ EMULATOR_SKIPS = {
 }
 
 
+#: a Terraform identifier: module names go into references cloudcast writes, `${module.NAME.nodes}`
+_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+
+
 def module_name(site: str) -> str:
-    """The root-module name (and output name) of a site's module."""
-    return f"site_{site.replace('-', '_')}"
+    """The root-module name (and output name) of a site's module; refused unless an identifier."""
+    name = f"site_{site.replace('-', '_')}"
+    if not _IDENTIFIER.fullmatch(name):
+        raise UnsafeValueError(f"site {site[:60]!r}: {name[:60]!r} is not a Terraform identifier")
+    return name
 
 
 def udp_ports(plan: NetworkPlan) -> list[int]:
@@ -124,6 +135,8 @@ def _terraform_block(spec: Spec, used: list[str]) -> dict[str, Any]:
         block["required_providers"] = required
     st = spec.state
     if st.backend is Backend.S3:
+        # Terraform reads backend settings literally (they are never evaluated, so `${` in a
+        # bucket name is just text): written as they are, tf_literal would change them
         s3: dict[str, Any] = {
             "bucket": st.bucket,
             "key": f"{(st.key or spec.name).rstrip('/')}/terraform.tfstate",
@@ -148,7 +161,6 @@ def _aws_provider(
     spec: Spec, site: str, region: str | None, name: str, env: dict[str, str]
 ) -> dict[str, Any]:
     block: dict[str, Any] = {
-        "alias": name,
         "region": region,
         "default_tags": {"tags": {"cloudcast:network": spec.name, "cloudcast:site": site}},
     }
@@ -156,7 +168,7 @@ def _aws_provider(
     if endpoint:
         block["endpoints"] = {svc: endpoint for svc in AWS_SERVICES}
         block.update(EMULATOR_SKIPS, s3_use_path_style=True)
-    return block
+    return {"alias": name, **tf_literals(block)}  # the alias is read literally, settings evaluated
 
 
 def _module_block(
@@ -167,9 +179,21 @@ def _module_block(
     lab_prefix: str | None,
     env: dict[str, str],
 ) -> dict[str, Any]:
+    """A site's module call: `source` (read literally), then its arguments (evaluated: made literal)."""
+    args = _module_args(spec, plan, site, ssh_public_key, lab_prefix, env)
+    return {"source": f"./modules/{site.provider}", **tf_literals(args)}
+
+
+def _module_args(
+    spec: Spec,
+    plan: NetworkPlan,
+    site: SitePlan,
+    ssh_public_key: str,
+    lab_prefix: str | None,
+    env: dict[str, str],
+) -> dict[str, Any]:
     nodes = [plan.node(n) for n in site.nodes]
     block: dict[str, Any] = {
-        "source": f"./modules/{site.provider}",
         "site": site.name,
         "name_prefix": spec.name,
         "ssh_user": spec.ssh.user,
@@ -223,26 +247,15 @@ def _lab_node(n: NodePlan, site: SitePlan) -> dict[str, Any]:
     return node
 
 
-def expand_user(path: str, environ: dict[str, str] | None = None) -> Path:
-    """`~` expanded with HOME from `environ` (the command's environment), else the process's."""
-    home = (environ or {}).get("HOME")
-    if home and (path == "~" or path.startswith("~/")):
-        return Path(home) / path[2:]
-    return Path(path).expanduser()
-
-
 def read_public_key(spec: Spec, spec_dir: Path, environ: dict[str, str] | None = None) -> str:
-    """The SSH public key text installed on new cloud instances ('' when none is configured)."""
+    """The SSH public key installed on new cloud instances, `TYPE BASE64` ('' when none is configured)."""
     path = spec.ssh.public_key or (f"{spec.ssh.private_key}.pub" if spec.ssh.private_key else None)
     if not path:
         return ""
-    full = expand_user(path, environ)
-    if not full.is_absolute():
-        full = spec_dir / full
     try:
-        return full.read_text(encoding="utf-8").strip()
-    except OSError as exc:
+        return read_key_file(resolve(path, spec_dir, environ))
+    except KeyFileError as exc:
         raise PlanError(
-            f"ssh.public_key: cannot read {full} ({exc.strerror})",
+            f"ssh.public_key: {exc}",
             hint="create it with ssh-keygen -t ed25519, or point ssh.public_key at an existing key",
         ) from None

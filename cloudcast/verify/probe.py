@@ -12,6 +12,7 @@ mesh can lose the first packets of a pair while both ends race to handshake.
 from __future__ import annotations
 
 import math
+import shlex
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from cloudcast.bootstrap.run import Connector, Reporter, connector
 from cloudcast.errors import CloudcastError
 from cloudcast.inventory.hosts import Inventory
 from cloudcast.plan.model import NetworkPlan
+from cloudcast.sinks import ip_or_none, is_hostname
 from cloudcast.state.store import WorkDir
 
 STAGE = "verify"
@@ -137,7 +139,7 @@ probe() {{
   case "$ms" in *[!0-9.]*|"") ms=0 ;; esac
   echo "ok $1 $ms $m"
 }}
-for t in {" ".join(targets)}; do probe "$t" & done
+for t in {" ".join(shlex.quote(t) for t in targets)}; do probe "$t" & done
 wait
 """
 
@@ -236,6 +238,8 @@ def probe_addresses(plan: NetworkPlan, inventory: Inventory) -> dict[str, str]:
             continue
         host = known.get(node.name)
         address = node.private_ip or (host.private_ip if host else None)
+        # an address goes into the probe script: an IP address or a host name, nothing else
+        address = ip_or_none(address) or (address if address and is_hostname(address) else None)
         if address:
             out[node.name] = address
     return out

@@ -226,7 +226,7 @@ def test_changed_host_key_is_refused_with_the_fix(mesh: Mesh, tmp_path: Path) ->
     assert failed.error is not None and "host key changed" in failed.error
     assert (
         failed.hint
-        == f"if the host was rebuilt, forget its old key: ssh-keygen -f {workdir.known_hosts} -R '{alpha.ssh_host}'"
+        == f"if the host was rebuilt, forget its old key: ssh-keygen -f {workdir.known_hosts} -R {alpha.ssh_host}"
     )
     # the other hosts were still converged (and had nothing to do)
     assert all(h.ok and not h.actions for h in result.hosts if h.name != "alpha")

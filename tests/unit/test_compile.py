@@ -13,7 +13,7 @@ from cloudcast.spec import load_spec, parse_spec
 from cloudcast.terraform.compile import compile_root
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTestsOnly test"
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAvS3yiaVT3L68Ud/K3yVmaI9JOZChY2Af7rEb3HhpK6 test"
 
 
 def compiled(spec: Any, tmp_path: Path, **kw: Any) -> dict[str, Any]:
@@ -80,13 +80,13 @@ def test_s3_backend_with_lockfile(tmp_path: Path) -> None:
     spec = parse_spec(
         {
             "name": "team",
-            "state": {"backend": "s3", "bucket": "tf", "region": "us-east-1", "dynamodb_table": "locks"},
+            "state": {"backend": "s3", "bucket": "tf-state", "region": "us-east-1", "dynamodb_table": "locks"},
             "sites": [{"name": "a", "provider": "lab", "nodes": [{"name": "n"}]}],
         }
     )
     backend = compiled(spec, tmp_path, environ={})["terraform"]["backend"]["s3"]
     assert backend == {
-        "bucket": "tf",
+        "bucket": "tf-state",
         "key": "team/terraform.tfstate",
         "region": "us-east-1",
         "use_lockfile": True,

@@ -81,7 +81,7 @@ def test_the_agent_script_is_valid_sh_and_switches_both_ways(tmp_path: Path) -> 
     assert f"ping -n -q -c 1 -W 1 {plan.node('gwa').overlay_ip}" in text
     assert '[ "$down1" = 0 ] || echo gwa; } > /run/cloudcast-cc0-failover.state.new' in text  # for status
     # armed by an answer, or by a handshake with the primary (a first probe may be lost)
-    assert f'wg show cc0 latest-handshakes | grep -q "^{primary}\t[1-9]"' in text
+    assert f'wg show cc0 latest-handshakes | grep -q "^"{primary}"\t[1-9]"' in text
     ma = desired_state(plan, plan.node("ma"), inventory(plan), keys(plan), psks(plan))
     member = ma.file(P.failover)
     assert member is not None

@@ -121,7 +121,7 @@ def test_member_routes_go_via_the_gateway_and_to_a_standby_on_the_lan() -> None:
     script = d.file(P.routes)
     assert script is not None
     text = script.content.decode()
-    assert f'want="10.9.0.0/24 10.2.0.0/24 {plan.node("gwa2").overlay_ip}"' in text
+    assert f"want='10.9.0.0/24 10.2.0.0/24 {plan.node('gwa2').overlay_ip}'" in text
     assert "ip route replace 10.2.0.0/24 via 10.1.0.10 proto 241" in text
     assert d.file(P.routes_unit) is not None  # run at boot where systemd runs
     facts = Facts(tools=frozenset({"ip"}), systemd=True)

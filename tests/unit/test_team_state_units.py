@@ -14,7 +14,7 @@ from cloudcast.terraform.compile import compile_root
 from cloudcast.terraform.runner import lock_error
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTestsOnly test"
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAvS3yiaVT3L68Ud/K3yVmaI9JOZChY2Af7rEb3HhpK6 test"
 
 LOCK_DETAIL = (
     "Error acquiring the state lock: Error message: operation error S3: PutObject, https response error "
