@@ -1,17 +1,30 @@
-"""Locate the Terraform modules and Jinja2 templates, in a checkout or an installed wheel."""
+"""Locate the Terraform modules and Jinja2 templates, in an installed wheel or a checkout."""
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
 _PKG = Path(__file__).resolve().parent
 
 
 def _find(name: str) -> Path:
-    for candidate in (_PKG.parent / name, _PKG / "_data" / name):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError(f"cloudcast data folder {name!r} not found beside {_PKG}")
+    # The package's own data first; the checkout's folder only when the parent really is our
+    # source tree (an unrelated `tf` folder beside an installed package must never be used).
+    packaged = Path(str(files("cloudcast").joinpath("_data", name)))
+    if packaged.is_dir():
+        return packaged
+    checkout = _PKG.parent
+    if (checkout / name).is_dir() and _is_source_tree(checkout):
+        return checkout / name
+    raise FileNotFoundError(f"cloudcast data folder {name!r} not found in {_PKG}/_data or the checkout")
+
+
+def _is_source_tree(path: Path) -> bool:
+    try:
+        return 'name = "cloudcast"' in (path / "pyproject.toml").read_text(encoding="utf-8")
+    except OSError:
+        return False
 
 
 def tf_dir() -> Path:
