@@ -16,6 +16,7 @@ from cloudcast.bootstrap.render import render
 from cloudcast.errors import BootstrapError, UnsafeValueError
 from cloudcast.inventory.hosts import Inventory
 from cloudcast.plan.model import NetworkPlan, NodePlan, ServicePlan, pair_id
+from cloudcast.providers import HOST_ROUTED
 from cloudcast.sinks import ip_or_none, is_hostname
 
 
@@ -164,6 +165,44 @@ def host_entries(plan: NetworkPlan, inventory: Inventory) -> tuple[HostEntry, ..
     return tuple(entries)
 
 
+@dataclass(frozen=True, slots=True)
+class _Inputs:
+    """What every step rendering one node's state reads."""
+
+    plan: NetworkPlan
+    node: NodePlan
+    inventory: Inventory
+    paths: Paths
+    public_keys: Mapping[str, str]  # WireGuard keys only
+    psks: Mapping[str, str]
+    systemd: bool
+    userspace: bool  # wireguard-go
+    libipsec: bool  # IPsec through kernel-libipsec
+    cert: IpsecCert | None
+
+    @property
+    def common(self) -> dict[str, str]:
+        """What every template names in its header."""
+        return {"network": self.plan.name, "node": self.node.name}
+
+    @property
+    def services(self) -> tuple[ServicePlan, ...]:
+        return tuple(s for s in self.plan.services if s.node == self.node.name) if self.node.vpn else ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """What the node's kind (WireGuard or IPsec node, member) adds to its state."""
+
+    files: tuple[ManagedFile, ...] = ()
+    address: str | None = None
+    peers: tuple[PeerSpec, ...] = ()
+    left_out: tuple[str, ...] = ()
+    conns: tuple[ConnSpec, ...] = ()
+    routes: tuple[tuple[str, str], ...] = ()
+    lo_addresses: tuple[str, ...] = ()
+
+
 def desired_state(
     plan: NetworkPlan,
     node: NodePlan,
@@ -183,112 +222,130 @@ def desired_state(
     certificate and the CA's (ipsec_auth certificates; without it, e.g. for teardown, the
     certificate files are not part of the state).
     """
-    paths = Paths(plan.interface)
-    # keys come from hosts: one that is not a WireGuard key is no key (the peer is left out)
-    public_keys = {name: key for name, key in public_keys.items() if WG_KEY.fullmatch(key)}
-    common = {"network": plan.name, "node": node.name}
-    hosts_block = render("hosts.j2", network=plan.name, entries=host_entries(plan, inventory))
-    services = tuple(s for s in plan.services if s.node == node.name) if node.vpn else ()
-    files: list[ManagedFile] = []
-    peers: list[PeerSpec] = []
-    left_out: list[str] = []
-    conns: tuple[ConnSpec, ...] = ()
-    routes: tuple[tuple[str, str], ...] = ()
-    lo_addresses: tuple[str, ...] = ()
-    address = None
     ipsec = plan.transport == "ipsec"
-    libipsec = ipsec and not kernel_esp
-    if node.vpn:
-        site = plan.site(node.site)
-        host = inventory.host(node.name)
-        # a gateway's members reach its overlay address from the site's LAN
-        lan = site.cidr if plan.topology != "mesh" and node.name in site.gateways else None
-        fw = {
-            **common,
-            "table": TABLE,
-            "interface": plan.interface,
-            "port": plan.port,
-            "ssh_ports": sorted({22, host.ssh_port}),
-            "lan": lan,
-            "lan_ip": _private_ip(plan, inventory, node.name) if lan else None,
-            "overlay_ip": node.overlay_ip,
-            "forwards": node.forwards,
-            "services": services,
-            "ipsec": ipsec,
-            "libipsec": libipsec,
-            "libipsec_if": LIBIPSEC_IF,
-        }
-        files.append(ManagedFile(paths.firewall, render("firewall.nft.j2", **fw).encode()))
-        sysctl = ManagedFile(paths.sysctl, render("sysctl.conf.j2", **common).encode(), 0o644)
-        if ipsec:
-            conns = ipsec_conns(plan, node, inventory, psks)
-            lo_addresses = (f"{node.overlay_ip}/32",)
-            files += [sysctl] if node.forwards else []
-            files += _ipsec_files(plan, node, paths, conns, libipsec=libipsec, cert=cert)
-            files += _routes_files(plan, node, paths, (), lo_addresses, systemd=systemd)
-        else:
-            address = f"{node.overlay_ip}/{IPv4Network(plan.overlay).prefixlen}"
-            peers, left_out = _wg_peers(plan, node, inventory, public_keys, psks)
-            files.append(
-                ManagedFile(
-                    paths.wg_conf,
-                    render(
-                        "wg.conf.j2",
-                        **common,
-                        key_path=paths.key,
-                        address=address,
-                        port=plan.port,
-                        mtu=plan.mtu,
-                        route_localnet=bool(services),
-                        firewall=paths.firewall,
-                        peers=peers,
-                    ).encode(),
-                )
-            )
-            files += [sysctl] if node.forwards else []
-            if systemd and userspace:
-                text = render("wg-quick-dropin.conf.j2", userspace_env=USERSPACE_ENV)
-                files.append(ManagedFile(paths.dropin, text.encode(), 0o644))
-    elif node.gateway and node.routes and node.provider in HOST_ROUTED:
-        via = _private_ip(plan, inventory, node.gateway)
-        if not via:
-            raise BootstrapError(f"node {node.name}: gateway {node.gateway} has no private address")
-        # the site's other VPN nodes (a standby gateway or hub) are reached on the LAN itself
-        direct = [
-            (f"{other.overlay_ip}/32", _private_ip(plan, inventory, other.name))
-            for other in plan.nodes
-            if other.site == node.site and other.vpn and other.name != node.gateway
-        ]
-        routes = tuple([(cidr, via) for cidr in node.routes] + [(c, v) for c, v in direct if v])
-        files += _routes_files(plan, node, paths, routes, (), systemd=systemd)
-    if node.failover and not ipsec and (node.vpn or routes):
-        files += _failover_files(plan, node, inventory, paths, public_keys, routes, systemd=systemd)
+    ctx = _Inputs(
+        plan=plan,
+        node=node,
+        inventory=inventory,
+        paths=Paths(plan.interface),
+        # keys come from hosts: one that is not a WireGuard key is no key (the peer is left out)
+        public_keys={name: key for name, key in public_keys.items() if WG_KEY.fullmatch(key)},
+        psks=psks,
+        systemd=systemd,
+        userspace=userspace,
+        libipsec=ipsec and not kernel_esp,
+        cert=cert,
+    )
+    hosts_block = render("hosts.j2", network=plan.name, entries=host_entries(plan, inventory))
+    part = _member(ctx) if not node.vpn else (_ipsec_node(ctx) if ipsec else _wireguard_node(ctx))
+    files = list(part.files)
+    if node.failover and not ipsec and (node.vpn or part.routes):
+        files += _failover_files(ctx, part.routes)
     return Desired(
         node=node.name,
         network=plan.name,
-        paths=paths,
+        paths=ctx.paths,
         vpn=node.vpn,
-        address=address,
+        address=part.address,
         mtu=plan.mtu,
         port=plan.port,
-        peers=tuple(peers),
-        left_out=tuple(left_out),
+        peers=part.peers,
+        left_out=part.left_out,
         forwards=node.forwards and node.vpn,
-        services=services,
-        routes=routes,
+        services=ctx.services,
+        routes=part.routes,
         hosts_block=hosts_block,
         files=tuple(files),
         transport=plan.transport,
-        conns=conns,
-        libipsec=libipsec and node.vpn,
-        lo_addresses=lo_addresses,
+        conns=part.conns,
+        libipsec=ctx.libipsec and node.vpn,
+        lo_addresses=part.lo_addresses,
         systemd=systemd,
     )
 
 
-#: providers whose members get their routes as host routes over SSH (AWS members use the
-#: route tables cloudcast programs, Linode members the gateway's VPC `ip_ranges`)
-HOST_ROUTED = frozenset({"lab", "static", "vultr"})
+def _firewall_file(ctx: _Inputs) -> ManagedFile:
+    plan, node = ctx.plan, ctx.node
+    site = plan.site(node.site)
+    # a gateway's members reach its overlay address from the site's LAN
+    lan = site.cidr if plan.topology != "mesh" and node.name in site.gateways else None
+    text = render(
+        "firewall.nft.j2",
+        **ctx.common,
+        table=TABLE,
+        interface=plan.interface,
+        port=plan.port,
+        ssh_ports=sorted({22, ctx.inventory.host(node.name).ssh_port}),
+        lan=lan,
+        lan_ip=_private_ip(plan, ctx.inventory, node.name) if lan else None,
+        overlay_ip=node.overlay_ip,
+        forwards=node.forwards,
+        services=ctx.services,
+        ipsec=plan.transport == "ipsec",
+        libipsec=ctx.libipsec,
+        libipsec_if=LIBIPSEC_IF,
+    )
+    return ManagedFile(ctx.paths.firewall, text.encode())
+
+
+def _sysctl_files(ctx: _Inputs) -> list[ManagedFile]:
+    """The forwarding sysctls, on a node that routes for others."""
+    if not ctx.node.forwards:
+        return []
+    return [ManagedFile(ctx.paths.sysctl, render("sysctl.conf.j2", **ctx.common).encode(), 0o644)]
+
+
+def _wireguard_node(ctx: _Inputs) -> _Part:
+    """The firewall, wg-quick's config (its peers: those whose key is known), sysctls, drop-in."""
+    plan, paths = ctx.plan, ctx.paths
+    firewall = _firewall_file(ctx)
+    address = f"{ctx.node.overlay_ip}/{IPv4Network(plan.overlay).prefixlen}"
+    peers, left_out = _wg_peers(ctx)
+    conf = render(
+        "wg.conf.j2",
+        **ctx.common,
+        key_path=paths.key,
+        address=address,
+        port=plan.port,
+        mtu=plan.mtu,
+        route_localnet=bool(ctx.services),
+        firewall=paths.firewall,
+        peers=peers,
+    )
+    files = [firewall, ManagedFile(paths.wg_conf, conf.encode()), *_sysctl_files(ctx)]
+    if ctx.systemd and ctx.userspace:
+        text = render("wg-quick-dropin.conf.j2", userspace_env=USERSPACE_ENV)
+        files.append(ManagedFile(paths.dropin, text.encode(), 0o644))
+    return _Part(tuple(files), address=address, peers=tuple(peers), left_out=tuple(left_out))
+
+
+def _ipsec_node(ctx: _Inputs) -> _Part:
+    """The firewall, sysctls, strongSwan's configs, and the overlay address kept on lo."""
+    files = [_firewall_file(ctx), *_sysctl_files(ctx)]
+    conns = ipsec_conns(ctx.plan, ctx.node, ctx.inventory, ctx.psks)
+    lo_addresses = (f"{ctx.node.overlay_ip}/32",)
+    files += [*_ipsec_files(ctx, conns), *_routes_files(ctx, (), lo_addresses)]
+    return _Part(tuple(files), conns=conns, lo_addresses=lo_addresses)
+
+
+def _member(ctx: _Inputs) -> _Part:
+    """A member routes through its gateway, with host routes where no provider does it."""
+    plan, node, inventory = ctx.plan, ctx.node, ctx.inventory
+    if not (node.gateway and node.routes and node.provider in HOST_ROUTED):
+        return _Part()
+    via = _private_ip(plan, inventory, node.gateway)
+    if not via:
+        raise BootstrapError(f"node {node.name}: gateway {node.gateway} has no private address")
+    # the site's other VPN nodes (a standby gateway or hub) are reached on the LAN itself
+    direct = [
+        (f"{other.overlay_ip}/32", _private_ip(plan, inventory, other.name))
+        for other in plan.nodes
+        if other.site == node.site and other.vpn and other.name != node.gateway
+    ]
+    routes = tuple([(cidr, via) for cidr in node.routes] + [(c, v) for c, v in direct if v])
+    return _Part(tuple(_routes_files(ctx, routes, ())), routes=routes)
+
+
 IKE_PROPOSALS = "aes128gcm16-prfsha256-ecp256, aes256gcm16-prfsha384-ecp384, aes256gcm16-prfsha256-modp3072"
 ESP_PROPOSALS = "aes128gcm16, aes256gcm16"
 
@@ -310,17 +367,13 @@ def _private_ip(plan: NetworkPlan, inventory: Inventory, name: str) -> str | Non
     return ip_or_none(host.private_ip) if host else None
 
 
-def _wg_peers(
-    plan: NetworkPlan,
-    node: NodePlan,
-    inventory: Inventory,
-    public_keys: Mapping[str, str],
-    psks: Mapping[str, str],
-) -> tuple[list[PeerSpec], list[str]]:
+def _wg_peers(ctx: _Inputs) -> tuple[list[PeerSpec], list[str]]:
+    """The peers whose public key is known, and the names of those left out."""
+    node, psks = ctx.node, ctx.psks
     peers: list[PeerSpec] = []
     left_out: list[str] = []
     for link in node.peers:
-        key = public_keys.get(link.peer)
+        key = ctx.public_keys.get(link.peer)
         if not key:
             left_out.append(link.peer)
             continue
@@ -332,7 +385,7 @@ def _wg_peers(
                 name=link.peer,
                 public_key=key,
                 allowed_ips=tuple(sorted(link.allowed_ips)),
-                endpoint=_endpoint(_address(inventory, link.peer, link.endpoint), plan.port),
+                endpoint=_endpoint(_address(ctx.inventory, link.peer, link.endpoint), ctx.plan.port),
                 keepalive=link.keepalive,
                 psk=psks[pair],
             )
@@ -385,27 +438,19 @@ def ipsec_conns(
     return tuple(conns)
 
 
-def _ipsec_files(
-    plan: NetworkPlan,
-    node: NodePlan,
-    paths: Paths,
-    conns: tuple[ConnSpec, ...],
-    *,
-    libipsec: bool,
-    cert: IpsecCert | None,
-) -> list[ManagedFile]:
-    common = {"network": plan.name, "node": node.name}
-    certs = plan.ipsec_auth == "certificates"
+def _ipsec_files(ctx: _Inputs, conns: tuple[ConnSpec, ...]) -> list[ManagedFile]:
+    paths, cert = ctx.paths, ctx.cert
+    certs = ctx.plan.ipsec_auth == "certificates"
     swanctl = render(
         "swanctl.conf.j2",
-        **common,
+        **ctx.common,
         conns=conns,
         ike_proposals=IKE_PROPOSALS,
         esp_proposals=ESP_PROPOSALS,
         cert=posixpath.basename(paths.ipsec_cert) if certs else None,
         cacert=posixpath.basename(paths.ipsec_ca) if certs else None,
     )
-    charon = render("strongswan.conf.j2", **common, libipsec=libipsec, log=paths.charon_log)
+    charon = render("strongswan.conf.j2", **ctx.common, libipsec=ctx.libipsec, log=paths.charon_log)
     files = [
         ManagedFile(paths.strongswan_conf, charon.encode(), 0o644),
         ManagedFile(paths.swanctl_conf, swanctl.encode(), 0o600),  # holds the preshared keys
@@ -422,17 +467,9 @@ def _ipsec_files(
 FAILOVER_MISSES = 3
 
 
-def _failover_files(
-    plan: NetworkPlan,
-    node: NodePlan,
-    inventory: Inventory,
-    paths: Paths,
-    public_keys: Mapping[str, str],
-    routes: tuple[tuple[str, str], ...],
-    *,
-    systemd: bool,
-) -> list[ManagedFile]:
+def _failover_files(ctx: _Inputs, routes: tuple[tuple[str, str], ...]) -> list[ManagedFile]:
     """The failover agent (and its unit where systemd runs) from the plan's failover rules."""
+    plan, node, paths, public_keys = ctx.plan, ctx.node, ctx.paths, ctx.public_keys
     q = shlex.quote
     i = q(paths.interface)
     planned = {link.peer: link.allowed_ips for link in node.peers}
@@ -447,7 +484,7 @@ def _failover_files(
                 k, now, back = (q(key), q(",".join(sorted(ips))), q(",".join(sorted(planned[peer]))))
                 fail.append(f"wg set {i} peer {k} allowed-ips {now}")
                 restore.insert(0, f"wg set {i} peer {k} allowed-ips {back}")
-        standby = _private_ip(plan, inventory, rule.gateway) if rule.gateway else None
+        standby = _private_ip(plan, ctx.inventory, rule.gateway) if rule.gateway else None
         if standby and rule.routes:
             fail += [f"ip route replace {q(c)} via {q(standby)} proto {ROUTE_PROTO}" for c in rule.routes]
             restore += [f"ip route replace {q(c)} via {q(v)} proto {ROUTE_PROTO}" for c, v in routes]
@@ -458,10 +495,9 @@ def _failover_files(
             )
     if not rules:
         return []
-    common = {"network": plan.name, "node": node.name}
     script = render(
         "failover.sh.j2",
-        **common,
+        **ctx.common,
         interface=paths.interface,
         rules=rules,
         misses=FAILOVER_MISSES,
@@ -469,34 +505,28 @@ def _failover_files(
         statefile=paths.failover_state,
     )
     files = [ManagedFile(paths.failover, script.encode(), 0o700)]
-    if systemd:
-        unit = render("failover.service.j2", **common, interface=paths.interface, script=paths.failover)
+    if ctx.systemd:
+        unit = render("failover.service.j2", **ctx.common, interface=paths.interface, script=paths.failover)
         files.append(ManagedFile(paths.failover_unit, unit.encode(), 0o644))
     return files
 
 
 def _routes_files(
-    plan: NetworkPlan,
-    node: NodePlan,
-    paths: Paths,
-    routes: tuple[tuple[str, str], ...],
-    lo_addresses: tuple[str, ...],
-    *,
-    systemd: bool,
+    ctx: _Inputs, routes: tuple[tuple[str, str], ...], lo_addresses: tuple[str, ...]
 ) -> list[ManagedFile]:
     """The routes (and lo addresses) script, and a unit that runs it at boot where systemd runs."""
-    common = {"network": plan.name, "node": node.name}
+    paths = ctx.paths
     text = render(
         "routes.sh.j2",
-        **common,
-        gateway=node.gateway,
+        **ctx.common,
+        gateway=ctx.node.gateway,
         routes=routes,
         shown=[route_dst(c) for c, _ in routes],
         lo_addresses=lo_addresses,
         proto=ROUTE_PROTO,
     )
     files = [ManagedFile(paths.routes, text.encode(), 0o700)]
-    if systemd:
-        unit = render("routes.service.j2", **common, script=paths.routes)
+    if ctx.systemd:
+        unit = render("routes.service.j2", **ctx.common, script=paths.routes)
         files.append(ManagedFile(paths.routes_unit, unit.encode(), 0o644))
     return files

@@ -10,8 +10,8 @@ import shlex
 from collections.abc import Sequence
 
 from cloudcast.bootstrap.actions import Action
-from cloudcast.bootstrap.transport import Transport
 from cloudcast.errors import BootstrapError
+from cloudcast.ssh.transport import Transport
 
 _MARK = "@@cloudcast-done"
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import json
 import shlex
 from dataclasses import dataclass, field
 
 from cloudcast.bootstrap.paths import CHARON, LIBIPSEC_IF, TABLE, Paths
+from cloudcast.ssh.wgdump import PEER, PeerFact, parse_peer, peer_lines
 
 TOOLS = (
     "wg",
@@ -29,16 +31,37 @@ PLUGIN_DIR = "/usr/lib/ipsec/plugins"
 
 
 @dataclass(frozen=True, slots=True)
-class PeerFact:
-    """One line of `wg show IF dump` with the preshared key column removed on the host."""
+class HostRoute:
+    """One IPv4 route of the host, as `ip -j route` gives it."""
 
-    public_key: str
-    endpoint: str | None
-    allowed_ips: tuple[str, ...]
-    latest_handshake: int  # unix time; 0 = never
-    rx: int
-    tx: int
-    keepalive: int | None
+    dst: str  # "default", a network, or a host address (without /32)
+    gateway: str | None = None
+    dev: str | None = None
+    protocol: str | None = None  # a number or its name in rt_protos ("kernel", "boot", "241")
+
+
+def parse_routes(text: str) -> tuple[HostRoute, ...]:
+    """The routes in `ip -j -4 route show` output; anything but a list of objects is none."""
+    try:
+        data = json.loads(text) if text.strip() else []
+    except ValueError:
+        return ()
+    if not isinstance(data, list):
+        return ()
+    return tuple(
+        HostRoute(
+            dst=str(r["dst"]),
+            gateway=_opt(r.get("gateway")),
+            dev=_opt(r.get("dev")),
+            protocol=_opt(r.get("protocol")),
+        )
+        for r in data
+        if isinstance(r, dict) and "dst" in r
+    )
+
+
+def _opt(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +82,7 @@ class Facts:
     enabled: bool = False  # wg-quick@IF is enabled
     ip_forward: bool = False
     route_localnet: bool = False  # on the interface
-    routes: tuple[str, ...] = ()  # `ip -4 route show` lines
+    routes: tuple[HostRoute, ...] = ()
     now: int = 0  # the host's clock
     routes_enabled: bool = False  # the routes unit runs at boot (systemd)
     # IPsec (gathered only for the ipsec transport)
@@ -84,8 +107,7 @@ def facts_script(paths: Paths, *, ipsec: bool = False) -> str:
     i = q(paths.interface)
     files = " ".join(q(p) for p in paths.managed)
     tools = " ".join(TOOLS)
-    # `wg show dump` starts with the interface line, which holds the PRIVATE key: `tail -n +2`
-    # drops it and `cut -f1,3-` drops each peer's preshared key, on the host.
+    # peer lines: never the interface's private key nor a preshared key (see `peer_lines`)
     return f"""
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 have() {{ command -v "$1" >/dev/null 2>&1; }}
@@ -105,7 +127,7 @@ if have ip && ip link show dev {i} >/dev/null 2>&1; then
   if have wg; then
     echo "iface_pubkey=$(wg show {i} public-key 2>/dev/null)"
     echo "listen_port=$(wg show {i} listen-port 2>/dev/null)"
-    wg show {i} dump 2>/dev/null | tail -n +2 | cut -f1,3- | sed 's/^/peer\t/'
+    {peer_lines(paths.interface)}
   fi
 fi
 echo "ip_forward=$(cat /proc/sys/net/ipv4/ip_forward 2>/dev/null)"
@@ -113,7 +135,7 @@ for f in {files}; do [ -f "$f" ] && echo "hash=$(sha256sum < "$f" | cut -d' ' -f
 echo "hosts=$(base64 < /etc/hosts 2>/dev/null | tr -d '\\n')"
 have nft && nft list table inet {TABLE} >/dev/null 2>&1 && echo table=1
 have systemctl && [ "$(systemctl is-enabled wg-quick@{i} 2>/dev/null)" = enabled ] && echo enabled=1
-have ip && ip -4 route show | sed 's/^/route\t/'
+have ip && echo "routes=$(ip -j -4 route show 2>/dev/null)"
 have systemctl && [ "$(systemctl is-enabled {q(paths.routes_unit_name)} 2>/dev/null)" = enabled ] &&
   echo routes_enabled=1
 F={q(paths.failover_pid)}
@@ -159,22 +181,6 @@ def _int(text: str) -> int | None:
         return None
 
 
-def _peer(fields: list[str]) -> PeerFact | None:
-    # public-key, endpoint, allowed-ips, latest-handshake, rx, tx, keepalive
-    if len(fields) != 7:
-        return None
-    key, endpoint, allowed, handshake, rx, tx, keepalive = fields
-    return PeerFact(
-        public_key=key,
-        endpoint=None if endpoint == "(none)" else endpoint,
-        allowed_ips=tuple(sorted(a for a in allowed.split(",") if a and a != "(none)")),
-        latest_handshake=_int(handshake) or 0,
-        rx=_int(rx) or 0,
-        tx=_int(tx) or 0,
-        keepalive=_int(keepalive),
-    )
-
-
 def parse_facts(text: str) -> Facts:
     """Parse what `facts_script` printed; unknown lines are ignored."""
     kv: dict[str, str] = {}
@@ -182,15 +188,12 @@ def parse_facts(text: str) -> Facts:
     addresses: list[str] = []
     hashes: dict[str, str] = {}
     peers: list[PeerFact] = []
-    routes: list[str] = []
     multi: dict[str, list[str]] = {"conn": [], "child": [], "lo_addr": [], "failed_over": []}
     for line in text.splitlines():
-        if line.startswith("peer\t"):
-            peer = _peer(line.split("\t")[1:])
+        if line.startswith(PEER):
+            peer = parse_peer(line)
             if peer is not None:
                 peers.append(peer)
-        elif line.startswith("route\t"):
-            routes.append(line[6:].strip())
         elif "=" in line:
             key, _, value = line.partition("=")
             if key == "tool":
@@ -223,7 +226,7 @@ def parse_facts(text: str) -> Facts:
         enabled=kv.get("enabled") == "1",
         ip_forward=kv.get("ip_forward") == "1",
         route_localnet=kv.get("route_localnet") == "1",
-        routes=tuple(routes),
+        routes=parse_routes(kv.get("routes", "")),
         now=_int(kv.get("now", "")) or 0,
         routes_enabled=kv.get("routes_enabled") == "1",
         kernel_esp=kv.get("kernel_esp") == "1",

@@ -11,40 +11,30 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from cloudcast.bootstrap.actions import (
     Action,
+    ActionKind,
     apply_actions,
     prepare_actions,
-    renew_script,
+    renew_action,
     teardown_actions,
 )
 from cloudcast.bootstrap.desired import Desired, IpsecCert, desired_state
 from cloudcast.bootstrap.execute import StepFailed, execute
 from cloudcast.bootstrap.facts import Facts, facts_script, parse_facts
-from cloudcast.bootstrap.fanout import fan_out
 from cloudcast.bootstrap.paths import Paths
-from cloudcast.bootstrap.transport import ConnectError, SSHOptions, SSHTransport, Transport
 from cloudcast.errors import BootstrapError, CloudcastError
+from cloudcast.events import Reporter
 from cloudcast.inventory.hosts import Host, Inventory
 from cloudcast.plan.model import NetworkPlan, NodePlan
-from cloudcast.state.store import Secrets, State, WorkDir
+from cloudcast.ssh import ConnectError, Fleet, Transport, describe
+from cloudcast.state.store import Secrets, State
 
 STAGE = "bootstrap"
 
 
-class Reporter(Protocol):
-    def event(self, host: str, stage: str, message: str) -> None: ...
-
-
-class _Quiet:
-    def event(self, host: str, stage: str, message: str) -> None:
-        return None
-
-
-Connector = Callable[[Host], Transport]
 #: re-plan with these nodes known to be down (see `build_plan(down=...)`)
 Replanner = Callable[[frozenset[str]], NetworkPlan]
 
@@ -111,17 +101,11 @@ class _Session:
     host: Host
     transport: Transport | None = None
     facts: Facts | None = None
-    actions: list[str] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)  # done so far
     seconds: float = 0.0
     error: BaseException | None = None
     desired: Desired | None = None
     deferred: list[Action] = field(default_factory=list)  # run once every host has converged
-
-
-def connector(workdir: WorkDir, known_hosts: Path | None = None, **options: float) -> Connector:
-    """The real connector: Paramiko; host keys recorded in the work dir, or strict."""
-    opts = SSHOptions(known_hosts=workdir.ensure().known_hosts, strict_known_hosts=known_hosts, **options)
-    return lambda host: SSHTransport.connect(host, opts)
 
 
 def gather(transport: Transport, paths: Paths, *, ipsec: bool = False) -> Facts:
@@ -130,12 +114,6 @@ def gather(transport: Transport, paths: Paths, *, ipsec: bool = False) -> Facts:
     if not result.ok:
         raise BootstrapError(f"cannot gather facts: {result.tail()}")
     return parse_facts(result.stdout)
-
-
-def _message(exc: BaseException) -> str:
-    if isinstance(exc, CloudcastError):
-        return exc.message
-    return f"{type(exc).__name__}: {exc}"
 
 
 def _sessions(
@@ -160,9 +138,9 @@ def _run_step(s: _Session, actions: list[Action], reporter: Reporter) -> None:
     try:
         done = execute(s.transport, actions)
     except StepFailed as exc:
-        s.actions += [a.description for a in exc.done]
+        s.actions += exc.done
         raise
-    s.actions += [a.description for a in done]
+    s.actions += done
     for action in done:
         reporter.event(s.node.name, STAGE, action.description)
 
@@ -173,7 +151,7 @@ def _timed(s: _Session, fn: Callable[[], None], reporter: Reporter) -> _Session:
         fn()
     except Exception as exc:
         s.error = exc
-        reporter.event(s.node.name, STAGE, f"failed: {_message(exc)}")
+        reporter.event(s.node.name, STAGE, f"failed: {describe(exc)}")
         if s.transport is not None:
             s.transport.close()
             s.transport = None
@@ -188,51 +166,45 @@ def _result(s: _Session, public_key: str | None) -> HostResult:
     return HostResult(
         name=s.node.name,
         ok=err is None,
-        actions=list(s.actions),
-        error=None if err is None else _message(err),
+        actions=[a.description for a in s.actions],
+        error=None if err is None else describe(err),
         public_key=public_key,
         seconds=s.seconds,
         hint=err.hint if isinstance(err, CloudcastError) else None,
     )
 
 
-def bootstrap(
-    plan: NetworkPlan,
-    inventory: Inventory,
-    secrets: Secrets,
-    state: State,
-    workdir: WorkDir,
-    *,
-    parallel: int = 32,
-    known_hosts: Path | None = None,
-    connect_budget: float = 60.0,
-    reporter: Reporter | None = None,
-    connect: Connector | None = None,
-    replan: Replanner | None = None,
-) -> BootstrapResult:
-    """Converge every host of `plan` (see the module docstring); never raises for one host.
+@dataclass
+class _Run:
+    """What the steps of one bootstrap run share; `plan` is replaced when a carrier is planned around."""
 
-    `connect_budget`: seconds to keep retrying a host whose SSH is not up yet (new VMs).
-    `known_hosts`: strict mode, the spec's `ssh.known_hosts` (unknown hosts are refused).
-    `replan`: when a gateway or hub cannot be reached in phase 1 and its site (or the network)
-    has another one, phase 2 applies the plan `replan(down)` makes: the live one takes over.
-    """
-    if plan.transport not in ("wireguard", "ipsec"):
-        raise BootstrapError(f"transport {plan.transport!r} is not supported by the bootstrapper")
-    ipsec = plan.transport == "ipsec"
-    certs = ipsec and plan.ipsec_auth == "certificates"
-    rep = reporter or _Quiet()
-    conn = connect or connector(workdir, known_hosts, connect_budget=connect_budget)
-    paths = Paths(plan.interface)
-    started = time.monotonic()
-    sessions, results = _sessions(plan, inventory, None)
+    plan: NetworkPlan
+    inventory: Inventory
+    fleet: Fleet
+    paths: Paths = field(init=False)
 
-    def prepare(s: _Session) -> _Session:
+    def __post_init__(self) -> None:
+        self.paths = Paths(self.plan.interface)
+
+    @property
+    def ipsec(self) -> bool:
+        return self.plan.transport == "ipsec"
+
+    @property
+    def certs(self) -> bool:
+        return self.ipsec and self.plan.ipsec_auth == "certificates"
+
+    def prepare(self, s: _Session) -> _Session:
+        """Phase 1 on one host: connect, gather facts, install what is missing, make its key pair."""
+        paths, ipsec, certs, rep = self.paths, self.ipsec, self.certs, self.fleet.reporter
+
         def body() -> None:
-            s.transport = conn(s.host)
+            s.transport = self.fleet.connect(s.host)
             rep.event(s.node.name, STAGE, "connected")
             s.facts = gather(s.transport, paths, ipsec=ipsec)
-            actions = prepare_actions(s.facts, paths, vpn=s.node.vpn, transport=plan.transport, certs=certs)
+            actions = prepare_actions(
+                s.facts, paths, vpn=s.node.vpn, transport=self.plan.transport, certs=certs
+            )
             if actions:
                 _run_step(s, actions, rep)
                 s.facts = gather(s.transport, paths, ipsec=ipsec)
@@ -243,77 +215,115 @@ def bootstrap(
 
         return _timed(s, body, rep)
 
-    fan_out(sessions, prepare, key=lambda s: s.node.name, parallel=parallel)
+    def plan_around(self, plan: NetworkPlan, sessions: list[_Session]) -> list[str]:
+        """Go on with `plan`, made with the carriers found down; returns its notes on them."""
+        self.plan = plan
+        by_name = {n.name: n for n in plan.nodes}
+        for s in sessions:
+            s.node = by_name[s.node.name]
+        warnings = []
+        for note in plan.down_hosts:
+            self.fleet.reporter.event("", STAGE, str(note))
+            warnings.append(str(note))
+        return warnings
+
+    def converge(
+        self,
+        sessions: list[_Session],
+        keys: dict[str, str],
+        psk: dict[str, str],
+        issued: dict[str, IpsecCert],
+    ) -> None:
+        """Phase 2 on every host phase 1 left healthy; then renew SAs and run deferred actions."""
+
+        def one(s: _Session) -> _Session:
+            return _timed(s, lambda: self._converge(s, keys, psk, issued), self.fleet.reporter)
+
+        self.fleet.fan_out([s for s in sessions if s.error is None], one, key=_name)
+        if self.ipsec:
+            _renew_sas(sessions, self.fleet)
+        _run_deferred(sessions, self.fleet)
+
+    def _converge(
+        self, s: _Session, keys: dict[str, str], psk: dict[str, str], issued: dict[str, IpsecCert]
+    ) -> None:
+        assert s.facts is not None and s.transport is not None
+        rep = self.fleet.reporter
+        if self.certs and s.node.vpn and s.node.name not in issued:
+            raise BootstrapError("no IPsec certificate for this gateway (its key pair is missing)")
+        desired = desired_state(
+            self.plan,
+            s.node,
+            self.inventory,
+            keys,
+            psk,
+            systemd=s.facts.systemd,
+            userspace=not s.facts.kernel_wg,
+            kernel_esp=s.facts.kernel_esp,
+            cert=issued.get(s.node.name),
+        )
+        s.desired = desired
+        for peer in desired.left_out:
+            rep.event(s.node.name, STAGE, f"peer {peer} left out: its public key is not known yet")
+        actions = apply_actions(desired, s.facts)
+        # failover agents start last: probing a primary whose tunnel is not configured yet
+        # would cost a first handshake, and WireGuard retries one only after 5 s
+        s.deferred = [a for a in actions if a.kind is ActionKind.FAILOVER]
+        now = [a for a in actions if a.kind is not ActionKind.FAILOVER]
+        if now:
+            _run_step(s, now, rep)
+        count = len(s.actions) + len(s.deferred)
+        rep.event(s.node.name, STAGE, f"{count} changes" if count else "up to date")
+
+
+def _name(s: _Session) -> str:
+    return s.node.name
+
+
+def bootstrap(
+    plan: NetworkPlan,
+    inventory: Inventory,
+    secrets: Secrets,
+    state: State,
+    fleet: Fleet,
+    *,
+    replan: Replanner | None = None,
+) -> BootstrapResult:
+    """Converge every host of `plan` (see the module docstring); never raises for one host.
+
+    `fleet`: how hosts are reached; its connector's settings say how long to keep retrying a
+    host whose SSH is not up yet (new VMs) and whether unknown host keys are refused.
+    `replan`: when a gateway or hub cannot be reached in phase 1 and its site (or the network)
+    has another one, phase 2 applies the plan `replan(down)` makes: the live one takes over.
+    """
+    if plan.transport not in ("wireguard", "ipsec"):
+        raise BootstrapError(f"transport {plan.transport!r} is not supported by the bootstrapper")
+    started = time.monotonic()
+    run = _Run(plan, inventory, fleet)
+    sessions, results = _sessions(plan, inventory, None)
+    fleet.fan_out(sessions, run.prepare, key=_name)
     gathered = {s.node.name: s.facts.public_key for s in sessions if s.facts and s.facts.public_key}
     keys = {**state.public_keys, **gathered}
     warnings = [
         f"{s.node.name} failed; its peers keep its last known key"
         for s in sessions
-        if s.error is not None and s.node.vpn and s.node.name in keys and not ipsec
+        if s.error is not None and s.node.vpn and s.node.name in keys and not run.ipsec
     ]
     down = frozenset(s.node.name for s in sessions if isinstance(s.error, ConnectError))
     if replan is not None and down & _carriers(plan):
-        plan = replan(down)
-        by_name = {n.name: n for n in plan.nodes}
-        for s in sessions:
-            s.node = by_name[s.node.name]
-        for note in plan.warnings:
-            if " is down: " in note:
-                rep.event("", STAGE, note)
-                warnings.append(note)
-
-    issued = _issue_certs(sessions, secrets, state) if certs else {}
-
-    def converge(s: _Session) -> _Session:
-        def body() -> None:
-            assert s.facts is not None and s.transport is not None
-            if certs and s.node.vpn and s.node.name not in issued:
-                raise BootstrapError("no IPsec certificate for this gateway (its key pair is missing)")
-            desired = desired_state(
-                plan,
-                s.node,
-                inventory,
-                keys,
-                secrets.psk,
-                systemd=s.facts.systemd,
-                userspace=not s.facts.kernel_wg,
-                kernel_esp=s.facts.kernel_esp,
-                cert=issued.get(s.node.name),
-            )
-            s.desired = desired
-            for peer in desired.left_out:
-                rep.event(s.node.name, STAGE, f"peer {peer} left out: its public key is not known yet")
-            actions = apply_actions(desired, s.facts)
-            # failover agents start last: probing a primary whose tunnel is not configured yet
-            # would cost a first handshake, and WireGuard retries one only after 5 s
-            s.deferred = [a for a in actions if a.kind == "failover"]
-            now = [a for a in actions if a.kind != "failover"]
-            if now:
-                _run_step(s, now, rep)
-            count = len(s.actions) + len(s.deferred)
-            rep.event(s.node.name, STAGE, f"{count} changes" if count else "up to date")
-
-        return _timed(s, body, rep)
-
+        warnings += run.plan_around(replan(down), sessions)
+    issued = _issue_certs(sessions, secrets, state) if run.certs else {}
     try:
-        fan_out(
-            [s for s in sessions if s.error is None],
-            converge,
-            key=lambda s: s.node.name,
-            parallel=parallel,
-        )
-        if ipsec:
-            _renew_sas(sessions, rep, parallel)
-        _run_deferred(sessions, rep, parallel)
+        run.converge(sessions, keys, secrets.psk, issued)
     finally:
         for s in sessions:
             if s.transport is not None:
                 s.transport.close()
     results += [_result(s, gathered.get(s.node.name)) for s in sessions]
-    order = {n.name: i for i, n in enumerate(plan.nodes)}
+    order = {n.name: i for i, n in enumerate(run.plan.nodes)}
     results.sort(key=lambda r: order.get(r.name, len(order)))
     return BootstrapResult(
-        results, gathered, warnings, time.monotonic() - started, plan=plan, down=tuple(sorted(down))
+        results, gathered, warnings, time.monotonic() - started, plan=run.plan, down=tuple(sorted(down))
     )
 
 
@@ -333,37 +343,37 @@ def _issue_certs(sessions: list[_Session], secrets: Secrets, state: State) -> di
     return issued
 
 
-def _run_deferred(sessions: list[_Session], rep: Reporter, parallel: int) -> None:
+def _run_deferred(sessions: list[_Session], fleet: Fleet) -> None:
     """The actions kept for after every host converged (starting failover agents)."""
+    rep = fleet.reporter
 
     def run(s: _Session) -> _Session:
         return _timed(s, lambda: _run_step(s, s.deferred, rep), rep)
 
     todo = [s for s in sessions if s.error is None and s.deferred]
-    fan_out(todo, run, key=lambda s: s.node.name, parallel=parallel)
+    fleet.fan_out(todo, run, key=_name)
 
 
-def _renew_sas(sessions: list[_Session], rep: Reporter, parallel: int) -> None:
+def _renew_sas(sessions: list[_Session], fleet: Fleet) -> None:
     """Peers of a node whose charon (re)started hold SAs it forgot: their starting side renews them.
 
     (A fresh IKE SA carries INITIAL_CONTACT, so the restarted side drops nothing it still
     needs; without this, the stale SAs would only go after dead-peer detection, ~30 s.)
     """
     restarted = {
-        s.node.name for s in sessions if s.error is None and any("start charon" in a for a in s.actions)
+        s.node.name
+        for s in sessions
+        if s.error is None and any(a.kind is ActionKind.CHARON for a in s.actions)
     }
     if not restarted:
         return
+    rep = fleet.reporter
 
     def renew(s: _Session) -> _Session:
         def body() -> None:
             assert s.desired is not None
             conns = [c for c in s.desired.conns if c.initiator and c.peer in restarted]
-            actions = [
-                Action("sas", f"renew the SAs with {c.peer} (its charon restarted)", renew_script(c))
-                for c in conns
-            ]
-            _run_step(s, actions, rep)
+            _run_step(s, [renew_action(c) for c in conns], rep)
 
         return _timed(s, body, rep)
 
@@ -374,7 +384,7 @@ def _renew_sas(sessions: list[_Session], rep: Reporter, parallel: int) -> None:
         and s.desired is not None
         and any(c.initiator and c.peer in restarted for c in s.desired.conns)
     ]
-    fan_out(todo, renew, key=lambda s: s.node.name, parallel=parallel)
+    fleet.fan_out(todo, renew, key=_name)
 
 
 def _carriers(plan: NetworkPlan) -> set[str]:
@@ -387,32 +397,26 @@ def _carriers(plan: NetworkPlan) -> set[str]:
     if len(hubs) > 1:
         out.update(hubs)
     # a relay for NAT-to-NAT pairs is replaced by the next public node
-    out.update(w.rsplit(" ", 1)[-1] for w in plan.warnings if " relayed through " in w)
+    out.update(plan.relays)
     return out
 
 
 def teardown(
     plan: NetworkPlan,
     inventory: Inventory,
-    workdir: WorkDir,
+    fleet: Fleet,
     *,
     only: Collection[str] | None = None,
-    parallel: int = 32,
-    known_hosts: Path | None = None,
-    connect_budget: float = 60.0,
-    reporter: Reporter | None = None,
-    connect: Connector | None = None,
 ) -> BootstrapResult:
     """Remove the interface, files, hosts block, firewall table and routes cloudcast made."""
-    rep = reporter or _Quiet()
-    conn = connect or connector(workdir, known_hosts, connect_budget=connect_budget)
+    rep = fleet.reporter
     paths = Paths(plan.interface)
     started = time.monotonic()
     sessions, results = _sessions(plan, inventory, only)
 
     def clean(s: _Session) -> _Session:
         def body() -> None:
-            s.transport = conn(s.host)
+            s.transport = fleet.connect(s.host)
             s.facts = gather(s.transport, paths, ipsec=plan.transport == "ipsec")
             # no secrets are needed to take things down: placeholders stand in for the PSKs
             desired = desired_state(plan, s.node, inventory, {}, dict.fromkeys(plan.pairs(), ""))
@@ -425,6 +429,6 @@ def teardown(
 
         return _timed(s, body, rep)
 
-    fan_out(sessions, clean, key=lambda s: s.node.name, parallel=parallel)
+    fleet.fan_out(sessions, clean, key=_name)
     results += [_result(s, None) for s in sessions]
     return BootstrapResult(results, {}, [], time.monotonic() - started)

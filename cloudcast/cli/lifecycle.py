@@ -169,11 +169,13 @@ def _live(args: argparse.Namespace, env: Environment):  # type: ignore[no-untype
 
 
 def cmd_verify(args: argparse.Namespace, env: Environment) -> ExitStatus:
-    from cloudcast.verify import explain_failures, verify
+    from cloudcast.ssh import Fleet
+    from cloudcast.verify import CONNECT_BUDGET, explain_failures, verify
 
     ctx, plan, inv = _live(args, env)
-    result = verify(plan, inv, ctx.workdir, reporter=ctx.reporter)
-    explain_failures(result, plan, inv, ctx.workdir)
+    fleet = Fleet(ctx.ssh(CONNECT_BUDGET, strict=False), reporter=ctx.reporter)
+    result = verify(plan, inv, fleet)
+    explain_failures(result, plan, inv, ctx.workdir, fleet)
     if args.json:
         env.out.print(json.dumps({"type": "verify", **result.to_dict()}), markup=False, soft_wrap=True)
     else:
@@ -182,10 +184,11 @@ def cmd_verify(args: argparse.Namespace, env: Environment) -> ExitStatus:
 
 
 def cmd_status(args: argparse.Namespace, env: Environment) -> ExitStatus:
-    from cloudcast.verify import status
+    from cloudcast.ssh import Fleet
+    from cloudcast.verify import CONNECT_BUDGET, status
 
     ctx, plan, inv = _live(args, env)
-    result = status(plan, inv, ctx.workdir)
+    result = status(plan, inv, ctx.workdir, Fleet(ctx.ssh(CONNECT_BUDGET, strict=False)))
     if args.json:
         env.out.print(json.dumps(result.to_dict()), markup=False, soft_wrap=True)
     else:

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 from cloudcast.cli.env import Environment
 
 if TYPE_CHECKING:  # the pipeline is imported by the commands that run it, keeping `lab` fast
+    from cloudcast.events import Reporter
     from cloudcast.pipeline.context import Context
-    from cloudcast.pipeline.events import Reporter
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
@@ -40,7 +40,6 @@ def reporter_for(args: argparse.Namespace, env: Environment) -> Reporter:
 
 def context(args: argparse.Namespace, env: Environment, *, rehearsal: bool = False) -> Context:
     from cloudcast.pipeline.context import Context
-
     return Context.load(
         Path(args.spec),
         rehearsal=rehearsal or bool(getattr(args, "lab", False)),

@@ -7,9 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cloudcast.bootstrap import BootstrapResult, bootstrap, teardown
-from cloudcast.bootstrap.hostkeys import KnownHosts, known_hosts_name
-from cloudcast.bootstrap.pool import Pool
-from cloudcast.bootstrap.run import connector
 from cloudcast.errors import BootstrapError, CloudcastError, RoutesError, VerifyError
 from cloudcast.inventory import Inventory
 from cloudcast.pipeline.context import Context, aws_sites
@@ -18,9 +15,10 @@ from cloudcast.pipeline.plan import PlanResult, run_plan
 from cloudcast.pipeline.tfevents import terraform_sink
 from cloudcast.plan import build_plan
 from cloudcast.plan.model import NetworkPlan
+from cloudcast.providers.aws import aws_endpoint
 from cloudcast.routes.aws import RoutesResult, program, routed_sites
-from cloudcast.spec.files import expand_user
 from cloudcast.spec.models import Provider
+from cloudcast.ssh import Fleet, KnownHosts, PerHost, known_hosts_name
 from cloudcast.state import (
     Secrets,
     State,
@@ -31,7 +29,6 @@ from cloudcast.state import (
     save_secrets,
     save_state,
 )
-from cloudcast.terraform.compile import aws_endpoint
 from cloudcast.terraform.views import PlanView
 from cloudcast.verify import VerifyResult, explain_failures, verify
 
@@ -134,11 +131,10 @@ def _converge(
     rep = ctx.reporter
     # new machines may take a minute to start sshd; known ones that do not answer soon
     # are down, and waiting longer for them only delays everyone's result
-    new = connector(ctx.workdir, _known_hosts(ctx), connect_budget=NEW_HOST_WAIT)
-    known = connector(ctx.workdir, _known_hosts(ctx), connect_budget=KNOWN_HOST_WAIT)
-    pool = Pool(lambda host: (new if host.name in rebuilt else known)(host))
+    new, known = ctx.ssh(NEW_HOST_WAIT), ctx.ssh(KNOWN_HOST_WAIT)
+    ssh = Fleet(PerHost(lambda host: new if host.name in rebuilt else known), reporter=rep)
     checked: VerifyResult | None = None
-    try:
+    with ssh.pooled() as fleet:
         # a gateway or hub found down is planned around: its standby takes over
         allocations = state.allocations
         boot = bootstrap(
@@ -146,9 +142,7 @@ def _converge(
             inv,
             secrets,
             state,
-            ctx.workdir,
-            reporter=rep,
-            connect=pool.connect,
+            fleet,
             replan=lambda down: build_plan(ctx.spec, allocations, down=down)[0],
         )
         state.public_keys.update(boot.public_keys)
@@ -159,18 +153,10 @@ def _converge(
             rep.event("", "bootstrap", "every host already up to date; nothing changed")
         if not skip_verify:
             live = boot.plan or plan
-            checked = verify(live, inv, ctx.workdir, reporter=rep, connect=pool.connect, down=boot.down)
+            checked = verify(live, inv, fleet, down=boot.down)
             explain_failures(
-                checked,
-                live,
-                inv,
-                ctx.workdir,
-                public_keys=state.public_keys,
-                connect=pool.connect,
-                down=boot.down,
+                checked, live, inv, ctx.workdir, fleet, public_keys=state.public_keys, down=boot.down
             )
-    finally:
-        pool.close_all()
     return boot, checked
 
 
@@ -211,7 +197,7 @@ def destroy(ctx: Context, *, confirm: Callable[[], bool]) -> list[str]:
         if static:
             inv = inventory(ctx, plan, tf)
             keep = {n.name for s in static for n in s.nodes}
-            boot = teardown(plan, inv, ctx.workdir, only=keep, reporter=rep, known_hosts=_known_hosts(ctx))
+            boot = teardown(plan, inv, Fleet(ctx.ssh(), reporter=rep), only=keep)
             if boot.failed:
                 names = ", ".join(f"{h.name} ({h.error})" for h in boot.failed)
                 raise BootstrapError(
@@ -264,9 +250,3 @@ def _forget_host_keys(ctx: Context, rebuilt: set[str], inv: Inventory) -> None:
     names = {known_hosts_name(h.ssh_host, h.ssh_port) for h in inv.hosts if h.name in rebuilt and h.ssh_host}
     if names and KnownHosts(ctx.workdir.known_hosts).forget(names):
         ctx.reporter.event("", "bootstrap", f"forgot old host keys of new hosts: {', '.join(sorted(names))}")
-
-
-def _known_hosts(ctx: Context) -> Path | None:
-    """Strict mode's known_hosts file (`ssh.known_hosts`), `~` expanded like the SSH key paths."""
-    path = ctx.spec.ssh.known_hosts
-    return expand_user(path, dict(ctx.environ)) if path else None

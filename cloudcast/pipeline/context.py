@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from cloudcast.errors import SpecError
-from cloudcast.pipeline.events import NullReporter, Reporter
+from cloudcast.events import NullReporter, Reporter
 from cloudcast.plan import NetworkPlan, build_plan
 from cloudcast.spec import Spec, load_spec
+from cloudcast.spec.files import expand_user
 from cloudcast.spec.models import Backend, Provider, Site
+from cloudcast.ssh import SSHConnector, SSHOptions
 from cloudcast.state import RemoteState, State, WorkDir, load_state
 from cloudcast.terraform import Terraform, compile_root, find_binary, read_public_key
 from cloudcast.terraform.runner import EventSink
@@ -89,6 +91,21 @@ class Context:
 
     def has_lab_sites(self) -> bool:
         return any(site.provider is Provider.LAB for site in self.spec.sites)
+
+    def ssh(self, connect_budget: float = 60.0, *, strict: bool = True) -> SSHConnector:
+        """Paramiko SSH to the network's hosts, retrying each for `connect_budget` seconds.
+
+        Host keys are recorded in the work dir on first contact; with `strict`, a spec's
+        `ssh.known_hosts` must hold every key instead.
+        """
+        path = self.spec.ssh.known_hosts if strict else None
+        options = SSHOptions(
+            known_hosts=self.workdir.ensure().known_hosts,
+            # `~` expanded like the SSH key paths
+            strict_known_hosts=expand_user(path, dict(self.environ)) if path else None,
+            connect_budget=connect_budget,
+        )
+        return SSHConnector(options)
 
 
 def aws_sites(plan: NetworkPlan) -> dict[str, str]:

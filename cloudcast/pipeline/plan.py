@@ -13,6 +13,7 @@ from cloudcast.pipeline.context import Context
 from cloudcast.pipeline.summary import PlanSummary, summarize
 from cloudcast.pipeline.tfevents import terraform_sink
 from cloudcast.plan.model import NetworkPlan
+from cloudcast.providers import provider_info
 from cloudcast.routes.aws import Route, desired_routes, routed_sites
 from cloudcast.routes.aws import describe as routes_describe
 from cloudcast.state import State
@@ -37,7 +38,7 @@ def run_plan(
     With `saved_tfplan` (from `plan -out`), Terraform does not plan again: that plan is shown
     and later applied as it is (Terraform refuses it if its state moved on since).
     """
-    if preflight_checks and any(s.provider.value in ("aws", "linode", "vultr") for s in ctx.spec.sites):
+    if preflight_checks and any(provider_info(s.provider).cloud for s in ctx.spec.sites):
         from cloudcast.preflight import preflight
 
         report = preflight(ctx.spec, ctx.environ)

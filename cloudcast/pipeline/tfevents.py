@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cloudcast.pipeline.events import Reporter
+from cloudcast.events import Reporter
 from cloudcast.terraform.runner import EventSink
 
 _SHOWN = {"apply_start", "apply_complete", "apply_errored", "change_summary", "planned_change"}

@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from cloudcast.plan.allocate import allocate, lab_ip
 from cloudcast.plan.model import (
     Allocations,
+    DownHost,
     EndpointKind,
     Failover,
     LabShape,
@@ -15,8 +16,11 @@ from cloudcast.plan.model import (
     NatMode,
     NetworkPlan,
     NodePlan,
+    PlanNote,
+    Relay,
     ServicePlan,
     SitePlan,
+    Unrelayed,
 )
 from cloudcast.spec.models import Node, Provider, Role, Site, Spec, Topology
 
@@ -88,6 +92,26 @@ def _changes(plan: NetworkPlan, without: NetworkPlan, primary: str) -> list[tupl
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """What every planning step reads: the spec, its addresses, and who carries each site."""
+
+    spec: Spec
+    alloc: Allocations
+    site_cidr: dict[str, str]
+    gateways: dict[str, tuple[str, ...]]  # site -> its hubs and gateways, live ones first
+    down: frozenset[str]
+
+    @property
+    def topo(self) -> Topology:
+        return self.spec.network.topology
+
+    def primary(self, site: str) -> str | None:
+        """The gateway (or hub) that carries `site`: its first live one."""
+        gws = self.gateways[site]
+        return gws[0] if gws else None
+
+
 def _build(
     spec: Spec, previous: Allocations | None = None, down: Collection[str] = ()
 ) -> tuple[NetworkPlan, Allocations, tuple[str, ...]]:
@@ -98,96 +122,133 @@ def _build(
     members, spokes route through the first live hub, and NAT-to-NAT pairs are relayed by the
     first live public node. Addresses and peers do not change, only who carries what.
     """
-    alloc = allocate(spec, previous or Allocations())
-    topo = spec.network.topology
-    site_cidr = {s.name: str(s.cidr) if s.cidr else alloc.sites[s.name] for s in spec.sites}
-    dead = frozenset(down)
-    gateways = {s.name: _gateways(s, topo, dead) for s in spec.sites}
-    warnings: list[str] = []
-    for site in spec.sites:
-        gws = gateways[site.name]
-        if len(gws) > 1 and gws[-1] in dead and gws[0] not in dead:
-            warnings.append(f"{gws[-1]} is down: site {site.name} fails over to {gws[0]}")
-    hubs = [n.name for _, n in spec.all_nodes() if n.role is Role.HUB and topo is Topology.HUB]
-    if len(hubs) == 2 and hubs[0] in dead and hubs[1] not in dead:
-        warnings.append(f"{hubs[0]} is down: spokes fail over to hub {hubs[1]}")
-
-    nodes: dict[str, _N] = {}
-    for site in spec.sites:
-        primary = gateways[site.name][0] if gateways[site.name] else None
-        for node in site.nodes:
-            vpn = topo is Topology.MESH or node.name in gateways[site.name] or not gateways[site.name]
-            routed = (site_cidr[site.name],) if node.name == primary and topo is not Topology.MESH else ()
-            nodes[node.name] = _N(node.name, site.name, _nat(node), node.role, vpn, routed, node.name in dead)
-
-    links, relays = _links(spec, nodes, alloc, site_cidr, warnings)
-
-    node_plans: list[NodePlan] = []
-    for site in spec.sites:
-        gw = gateways[site.name][0] if gateways[site.name] else None
-        remote = tuple(sorted(c for name, c in site_cidr.items() if name != site.name))
-        for node in site.nodes:
-            n = nodes[node.name]
-            member = not n.vpn
-            standby = topo is not Topology.MESH and node.name in gateways[site.name][1:]
-            node_plans.append(
-                NodePlan(
-                    name=node.name,
-                    site=site.name,
-                    provider=site.provider.value,
-                    role=node.role.value,
-                    fqdn=f"{node.name}.{spec.network.domain}",
-                    overlay_ip=alloc.overlay[node.name],
-                    vpn=n.vpn,
-                    behind_nat=n.nat,
-                    # a standby gateway forwards already, so taking over needs no change on it
-                    forwards=bool(n.routed) or node.role is Role.HUB or node.name in relays or standby,
-                    size=node.size,
-                    image=node.image,
-                    private_ip=alloc.private.get(node.name),
-                    gateway=gw if member else None,
-                    routes=(str(spec.network.overlay), *remote) if member else (),
-                    lab=_lab_shape(alloc, node, n.nat) if site.provider is Provider.LAB else None,
-                    peers=tuple(links.get(node.name, ())),
-                )
-            )
+    layout = _layout(spec, previous or Allocations(), frozenset(down))
+    notes = _down_notes(layout)
+    nodes = _peer_view(layout)
+    links, relays = _links(spec, nodes, layout.alloc, layout.site_cidr, notes)
+    net = spec.network
     plan = NetworkPlan(
         name=spec.name,
-        overlay=str(spec.network.overlay),
-        transport=spec.network.transport.value,
-        ipsec_auth=spec.network.ipsec_auth.value,
-        topology=topo.value,
-        port=spec.network.port,
-        mtu=spec.network.mtu,
-        keepalive=spec.network.keepalive,
-        domain=spec.network.domain,
-        interface=spec.network.interface,
-        sites=tuple(
-            SitePlan(
-                name=s.name,
-                provider=s.provider.value,
-                region=s.region,
-                cidr=site_cidr[s.name],
-                cidr_allocated=s.cidr is None,
-                gateways=gateways[s.name],
-                nodes=tuple(n.name for n in s.nodes),
-            )
-            for s in spec.sites
+        overlay=str(net.overlay),
+        transport=net.transport.value,
+        ipsec_auth=net.ipsec_auth.value,
+        topology=net.topology.value,
+        port=net.port,
+        mtu=net.mtu,
+        keepalive=net.keepalive,
+        domain=net.domain,
+        interface=net.interface,
+        sites=_site_plans(layout),
+        nodes=tuple(
+            _node_plan(layout, site, node, nodes[node.name], links.get(node.name, []), relays)
+            for site in spec.sites
+            for node in site.nodes
         ),
-        nodes=tuple(node_plans),
-        services=tuple(
-            ServicePlan(
-                name=svc.name,
-                node=_canonical(spec, svc.node),
-                port=svc.port,
-                protocol=svc.protocol.value,
-                overlay_ip=alloc.overlay[_canonical(spec, svc.node)],
-            )
-            for svc in spec.services
-        ),
-        warnings=tuple(warnings),
+        services=_service_plans(layout),
+        notes=tuple(notes),
     )
-    return plan, alloc, relays
+    return plan, layout.alloc, relays
+
+
+def _layout(spec: Spec, previous: Allocations, down: frozenset[str]) -> _Layout:
+    alloc = allocate(spec, previous)
+    topo = spec.network.topology
+    return _Layout(
+        spec=spec,
+        alloc=alloc,
+        site_cidr={s.name: str(s.cidr) if s.cidr else alloc.sites[s.name] for s in spec.sites},
+        gateways={s.name: _gateways(s, topo, down) for s in spec.sites},
+        down=down,
+    )
+
+
+def _down_notes(layout: _Layout) -> list[PlanNote]:
+    """A primary gateway or hub that is down while its standby is not."""
+    notes: list[PlanNote] = []
+    dead = layout.down
+    for site in layout.spec.sites:
+        gws = layout.gateways[site.name]
+        if len(gws) > 1 and gws[-1] in dead and gws[0] not in dead:
+            notes.append(DownHost(gws[-1], gws[0], site.name))
+    if layout.topo is Topology.HUB:
+        hubs = [n.name for _, n in layout.spec.all_nodes() if n.role is Role.HUB]
+        if len(hubs) == 2 and hubs[0] in dead and hubs[1] not in dead:
+            notes.append(DownHost(hubs[0], hubs[1]))
+    return notes
+
+
+def _peer_view(layout: _Layout) -> dict[str, _N]:
+    """Every node as the peer computation sees it: does it tunnel, what does it carry."""
+    topo = layout.topo
+    nodes: dict[str, _N] = {}
+    for site in layout.spec.sites:
+        gws = layout.gateways[site.name]
+        # outside mesh, the site's primary carries its CIDR
+        carries = layout.primary(site.name) if topo is not Topology.MESH else None
+        for node in site.nodes:
+            vpn = topo is Topology.MESH or node.name in gws or not gws
+            routed = (layout.site_cidr[site.name],) if node.name == carries else ()
+            down = node.name in layout.down
+            nodes[node.name] = _N(node.name, site.name, _nat(node), node.role, vpn, routed, down)
+    return nodes
+
+
+def _node_plan(
+    layout: _Layout, site: Site, node: Node, n: _N, links: list[Link], relays: tuple[str, ...]
+) -> NodePlan:
+    """One node: where it runs, what it carries, whom it peers with or routes through."""
+    spec = layout.spec
+    member = not n.vpn
+    remote = tuple(sorted(c for name, c in layout.site_cidr.items() if name != site.name))
+    standby = layout.topo is not Topology.MESH and node.name in layout.gateways[site.name][1:]
+    return NodePlan(
+        name=node.name,
+        site=site.name,
+        provider=site.provider.value,
+        role=node.role.value,
+        fqdn=f"{node.name}.{spec.network.domain}",
+        overlay_ip=layout.alloc.overlay[node.name],
+        vpn=n.vpn,
+        behind_nat=n.nat,
+        # a standby gateway forwards already, so taking over needs no change on it
+        forwards=bool(n.routed) or node.role is Role.HUB or node.name in relays or standby,
+        size=node.size,
+        image=node.image,
+        private_ip=layout.alloc.private.get(node.name),
+        gateway=layout.primary(site.name) if member else None,
+        routes=(str(spec.network.overlay), *remote) if member else (),
+        lab=_lab_shape(layout.alloc, node, n.nat) if site.provider is Provider.LAB else None,
+        peers=tuple(links),
+    )
+
+
+def _site_plans(layout: _Layout) -> tuple[SitePlan, ...]:
+    return tuple(
+        SitePlan(
+            name=s.name,
+            provider=s.provider.value,
+            region=s.region,
+            cidr=layout.site_cidr[s.name],
+            cidr_allocated=s.cidr is None,
+            gateways=layout.gateways[s.name],
+            nodes=tuple(n.name for n in s.nodes),
+        )
+        for s in layout.spec.sites
+    )
+
+
+def _service_plans(layout: _Layout) -> tuple[ServicePlan, ...]:
+    spec = layout.spec
+    return tuple(
+        ServicePlan(
+            name=svc.name,
+            node=_canonical(spec, svc.node),
+            port=svc.port,
+            protocol=svc.protocol.value,
+            overlay_ip=layout.alloc.overlay[_canonical(spec, svc.node)],
+        )
+        for svc in spec.services
+    )
 
 
 def _canonical(spec: Spec, name: str) -> str:
@@ -228,7 +289,7 @@ def _links(
     nodes: dict[str, _N],
     alloc: Allocations,
     site_cidr: dict[str, str],
-    warnings: list[str],
+    notes: list[PlanNote],
 ) -> tuple[dict[str, list[Link]], tuple[str, ...]]:
     """Peers of every VPN node per topology; NAT-to-NAT pairs go through a relay.
 
@@ -257,13 +318,13 @@ def _links(
     for a, b in pairs:
         if a.nat != "none" and b.nat != "none":
             if relay is None:
-                warnings.append(f"{a.name} and {b.name} are both behind NAT and no node can relay")
+                notes.append(Unrelayed(a.name, b.name))
                 continue
             # the next public node stands by to relay (and forwards already) should this one fail
             relays[:] = [relay.name] + [n.name for n in public[1:2] if not n.down]
             via.setdefault((a.name, relay.name), []).extend(carried[b.name])
             via.setdefault((b.name, relay.name), []).extend(carried[a.name])
-            warnings.append(f"{a.name} <-> {b.name}: both behind NAT, relayed through {relay.name}")
+            notes.append(Relay(a.name, b.name, relay.name))
         else:
             direct.append((a, b))
     if topo is Topology.HUB:

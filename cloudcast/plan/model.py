@@ -76,6 +76,47 @@ class Failover:
 
 
 @dataclass(frozen=True, slots=True)
+class Relay:
+    """A NAT-to-NAT pair whose traffic goes through `via` (a public node)."""
+
+    a: str
+    b: str
+    via: str
+
+    def __str__(self) -> str:
+        return f"{self.a} <-> {self.b}: both behind NAT, relayed through {self.via}"
+
+
+@dataclass(frozen=True, slots=True)
+class Unrelayed:
+    """A NAT-to-NAT pair left without a tunnel: no public node can relay for it."""
+
+    a: str
+    b: str
+
+    def __str__(self) -> str:
+        return f"{self.a} and {self.b} are both behind NAT and no node can relay"
+
+
+@dataclass(frozen=True, slots=True)
+class DownHost:
+    """A primary gateway (of `site`) or hub (`site` None) planned around: `standby` takes over."""
+
+    name: str
+    standby: str
+    site: str | None = None
+
+    def __str__(self) -> str:
+        if self.site is None:
+            return f"{self.name} is down: spokes fail over to hub {self.standby}"
+        return f"{self.name} is down: site {self.site} fails over to {self.standby}"
+
+
+#: what the planner tells people (`str()` gives the sentence) and later stages act on
+PlanNote = Relay | Unrelayed | DownHost
+
+
+@dataclass(frozen=True, slots=True)
 class NodePlan:
     name: str
     site: str
@@ -132,8 +173,23 @@ class NetworkPlan:
     sites: tuple[SitePlan, ...]
     nodes: tuple[NodePlan, ...]
     services: tuple[ServicePlan, ...]
-    warnings: tuple[str, ...] = ()
+    notes: tuple[PlanNote, ...] = ()
     ipsec_auth: str = "psk"  # psk | certificates
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """The notes as the sentences people read."""
+        return tuple(str(note) for note in self.notes)
+
+    @property
+    def relays(self) -> frozenset[str]:
+        """The nodes relaying NAT-to-NAT pairs."""
+        return frozenset(note.via for note in self.notes if isinstance(note, Relay))
+
+    @property
+    def down_hosts(self) -> tuple[DownHost, ...]:
+        """The primaries planned around, each with the standby taking over."""
+        return tuple(note for note in self.notes if isinstance(note, DownHost))
 
     def node(self, name: str) -> NodePlan:
         for node in self.nodes:
@@ -152,7 +208,12 @@ class NetworkPlan:
         return sorted({pair_id(n.name, link.peer) for n in self.nodes for link in n.peers})
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        # the notes travel as their sentences: the JSON (and so the digest) people and
+        # saved plans know stays as it was
+        del data["notes"]
+        data["warnings"] = list(self.warnings)
+        return data
 
     def to_json(self) -> str:
         """Canonical JSON: the same plan always gives the same bytes."""

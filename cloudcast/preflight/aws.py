@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -22,20 +20,26 @@ from cloudcast.preflight.report import (
     group_nodes,
     nodes_phrase,
 )
+from cloudcast.providers.aws import (
+    CANONICAL_OWNER_ID,
+    CUSTOM_PATTERN_OWNERS,
+    DEFAULT_AMI_NAME,
+    INFO,
+    aws_endpoint,
+    aws_session,
+    client_config,
+)
 from cloudcast.spec.models import Spec
-from cloudcast.terraform.compile import DEFAULT_SIZE, aws_endpoint
 
 if TYPE_CHECKING:
+    import boto3
     from mypy_boto3_ec2.client import EC2Client
     from mypy_boto3_ec2.literals import InstanceTypeType
     from mypy_boto3_ec2.type_defs import ImageTypeDef
 
-# Mirrors tf/aws/main.tf: the default image and whose images a name pattern may match.
-DEFAULT_AMI_NAME = "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*"
-CANONICAL_OWNER_ID = "099720109477"
-CUSTOM_PATTERN_OWNERS = ["self", "amazon", CANONICAL_OWNER_ID]
+__all__ = ["DEFAULT_AMI_NAME", "ami_owners", "check_aws", "newest_image"]
 
-_CONFIG = Config(connect_timeout=5, read_timeout=20, retries={"max_attempts": 3, "mode": "standard"})
+_CONFIG = client_config()
 
 
 def ami_owners(pattern: str) -> list[str]:
@@ -81,16 +85,10 @@ class _AWS:
             missing = "AWS_SECRET_ACCESS_KEY" if key_id else "AWS_ACCESS_KEY_ID"
             self.report.problem(f"aws: {missing} is not set (the other half of the key pair is)")
             return None
-        profile = None if key_id else (env.get("AWS_PROFILE") or None)
         try:
-            return boto3.session.Session(
-                aws_access_key_id=key_id,
-                aws_secret_access_key=secret,
-                aws_session_token=token,
-                profile_name=profile,
-                region_name=self.probe_region,
-            )
+            return aws_session(env, self.probe_region)
         except ProfileNotFound:
+            profile = env.get("AWS_PROFILE")
             self.report.problem(f"aws: AWS_PROFILE {profile!r} is not a configured profile")
             return None
 
@@ -156,7 +154,8 @@ class _AWS:
     def site(self, session: boto3.session.Session, ref: SiteRef, regions: dict[str, str]) -> None:
         region = ref.site.region
         if not region:
-            self.report.problem("no region set (AWS sites need one, e.g. 'us-east-1')", ref)
+            hint = f"{INFO.title} sites need one, e.g. {INFO.region_example!r}"
+            self.report.problem(f"no region set ({hint})", ref)
             return
         if region not in regions:
             self.report.problem(f"region {region!r} does not exist{did_you_mean(region, regions)}", ref)
@@ -169,9 +168,9 @@ class _AWS:
         self.report.ok(f"region {region!r} exists", ref)
         ec2 = self.ec2(session, region)
         try:
-            for size, nodes in group_nodes(ref.site, "size", DEFAULT_SIZE["aws"]).items():
+            for size, nodes in group_nodes(ref.site, "size", INFO.default_size).items():
                 self.instance_type(ec2, ref, region, size, nodes)
-            for image, nodes in group_nodes(ref.site, "image", DEFAULT_AMI_NAME).items():
+            for image, nodes in group_nodes(ref.site, "image", INFO.default_image).items():
                 self.image(ec2, ref, region, image, nodes)
         except BotoCoreError as err:
             self.report.problem(f"could not reach EC2 in {region}{self.where()} ({err})", ref)

@@ -7,8 +7,8 @@ from typing import Any
 
 from linode_api4 import LinodeClient
 from linode_api4.errors import ApiError
-from requests import PreparedRequest, Response  # type: ignore[import-untyped,unused-ignore]
-from requests.adapters import HTTPAdapter  # type: ignore[import-untyped,unused-ignore]
+from requests import PreparedRequest, Response
+from requests.adapters import HTTPAdapter
 
 from cloudcast.preflight.report import (
     PreflightReport,
@@ -18,29 +18,19 @@ from cloudcast.preflight.report import (
     nodes_phrase,
     short_list,
 )
-from cloudcast.terraform.compile import DEFAULT_SIZE
+from cloudcast.providers.linode import INFO, api_url
 
-DEFAULT_API_URL = "https://api.linode.com/v4"
-DEFAULT_IMAGE = "linode/ubuntu22.04"  # mirrors tf/linode/main.tf
 VPC_CAPABILITY = "VPCs"
 TIMEOUT = (5.0, 30.0)  # connect, read (seconds)
 
 
-class _TimeoutAdapter(HTTPAdapter):  # type: ignore[misc,unused-ignore]
+class _TimeoutAdapter(HTTPAdapter):
     """linode_api4 sets no timeout; this adapter gives every request one (and keeps its retries)."""
 
-    def send(
-        self,
-        request: PreparedRequest,
-        stream: bool = False,
-        timeout: float | tuple[float | None, float | None] | None = None,
-        verify: bool | str = True,
-        cert: str | tuple[str, str] | None = None,
-        proxies: dict[str, str] | None = None,
-    ) -> Response:
-        return super().send(
-            request, stream=stream, timeout=timeout or TIMEOUT, verify=verify, cert=cert, proxies=proxies
-        )
+    # *args/**kwargs: requests' own annotations and types-requests' differ; Session.send passes keywords
+    def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> Response:
+        kwargs["timeout"] = kwargs.get("timeout") or TIMEOUT
+        return super().send(request, *args, **kwargs)
 
 
 class _Unusable(Exception):
@@ -51,7 +41,10 @@ def _client(token: str, base_url: str) -> Any:
     client = LinodeClient(
         token, base_url=base_url, user_agent="cloudcast-preflight", retry_max=3, retry_rate_limit_interval=2.0
     )
-    adapter = _TimeoutAdapter(max_retries=client._retry_config)
+    # The retries come from the arguments above: the adapter the client mounted on its (public)
+    # session, for http:// and https:// alike, holds them; the timeout adapter takes them over.
+    retries = client.session.adapters["https://"].max_retries
+    adapter = _TimeoutAdapter(max_retries=retries)
     client.session.mount("http://", adapter)
     client.session.mount("https://", adapter)
     return client
@@ -94,18 +87,19 @@ class _Linode:
     def site(self, ref: SiteRef, regions: dict[str, Any], types: set[str], images: dict[str, Any]) -> None:
         region = ref.site.region
         if not region:
-            self.report.problem("no region set (Linode sites need one, e.g. 'us-east')", ref)
+            hint = f"{INFO.title} sites need one, e.g. {INFO.region_example!r}"
+            self.report.problem(f"no region set ({hint})", ref)
         elif region not in regions:
             self.report.problem(f"region {region!r} does not exist{did_you_mean(region, regions)}", ref)
         else:
             self.region(ref, region, regions[region])
-        for size, nodes in group_nodes(ref.site, "size", DEFAULT_SIZE["linode"]).items():
+        for size, nodes in group_nodes(ref.site, "size", INFO.default_size).items():
             if size in types:
                 self.report.ok(f"type {size!r} exists ({nodes_phrase(nodes)})", ref)
             else:
                 hint = did_you_mean(size, types)
                 self.report.problem(f"type {size!r} ({nodes_phrase(nodes)}) does not exist{hint}", ref)
-        for image, nodes in group_nodes(ref.site, "image", DEFAULT_IMAGE).items():
+        for image, nodes in group_nodes(ref.site, "image", INFO.default_image).items():
             self.image(ref, image, nodes, images)
 
     def region(self, ref: SiteRef, region: str, obj: Any) -> None:
@@ -140,7 +134,7 @@ class _Linode:
 def check_linode(environ: Mapping[str, str], sites: list[SiteRef], report: PreflightReport) -> None:
     """Check every Linode site; the token and the catalogues are fetched once."""
     token = environ.get("LINODE_TOKEN", "")
-    base_url = (environ.get("LINODE_API_URL") or DEFAULT_API_URL).rstrip("/")
+    base_url = api_url(environ)
     report.add_secret(token)
     if not token:
         report.problem("linode: LINODE_TOKEN is not set")

@@ -1,13 +1,11 @@
-"""Vultr checks over its v2 REST API (stdlib urllib): key, region, plan (and where it is offered), OS."""
+"""Vultr checks over its v2 REST API (requests): key, region, plan (and where it is offered), OS."""
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from typing import Any
+
+import requests
 
 from cloudcast.preflight.report import (
     PreflightReport,
@@ -17,11 +15,9 @@ from cloudcast.preflight.report import (
     nodes_phrase,
     short_list,
 )
-from cloudcast.terraform.compile import DEFAULT_SIZE
+from cloudcast.providers.vultr import INFO, api_url
 
-DEFAULT_API_URL = "https://api.vultr.com/v2"
-DEFAULT_OS_ID = 1743  # Ubuntu 22.04 x64; mirrors tf/vultr/main.tf
-TIMEOUT = 30.0
+TIMEOUT = (5.0, 30.0)  # connect, read (seconds)
 PER_PAGE = 500
 MAX_PAGES = 50
 
@@ -40,28 +36,26 @@ class _Unusable(Exception):
 class VultrAPI:
     """A minimal read-only client: GET with the bearer key, and cursor pagination for lists."""
 
-    def __init__(self, base_url: str, key: str, *, timeout: float = TIMEOUT) -> None:
+    def __init__(self, base_url: str, key: str, *, timeout: tuple[float, float] = TIMEOUT) -> None:
         self.base_url = base_url.rstrip("/")
-        self._key = key
         self.timeout = timeout
-
-    def get(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
-        url = f"{self.base_url}{path}"
-        if params:
-            url += "?" + urllib.parse.urlencode(params)
-        request = urllib.request.Request(
-            url,
-            headers={
-                "Authorization": f"Bearer {self._key}",
+        self._session = requests.Session()
+        self._session.headers.update(
+            {
+                "Authorization": f"Bearer {key}",
                 "Accept": "application/json",
                 "User-Agent": "cloudcast-preflight",
-            },
+            }
         )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                body = json.loads(response.read() or b"{}")
-        except urllib.error.HTTPError as err:
-            raise VultrAPIError(err.code, _error_text(err)) from None
+
+    def close(self) -> None:
+        self._session.close()
+
+    def get(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
+        response = self._session.get(f"{self.base_url}{path}", params=params, timeout=self.timeout)
+        if not response.ok:
+            raise VultrAPIError(response.status_code, _error_text(response))
+        body = response.json() if response.content else {}
         if not isinstance(body, dict):
             raise VultrAPIError(0, f"unexpected response from GET {path}")
         return body
@@ -81,14 +75,15 @@ class VultrAPI:
         return items
 
 
-def _error_text(err: urllib.error.HTTPError) -> str:
+def _error_text(response: requests.Response) -> str:
+    """The API's own `{"error": ...}` message, else the HTTP reason."""
     try:
-        body = json.loads(err.read() or b"{}")
-    except (ValueError, OSError):
-        return str(err.reason or "")
+        body = response.json()
+    except ValueError:
+        body = None
     if isinstance(body, dict) and body.get("error"):
         return str(body["error"])
-    return str(err.reason or "")
+    return str(response.reason or "")
 
 
 class _Vultr:
@@ -108,7 +103,7 @@ class _Vultr:
             if err.status == 403:
                 raise _Unusable(f"vultr: VULTR_API_KEY may not {what} ({err})") from None
             raise _Unusable(f"vultr: the Vultr API failed to {what} (GET {path}: {err})") from None
-        except (OSError, ValueError) as err:  # URLError, timeouts, bad JSON
+        except (requests.RequestException, ValueError) as err:  # unreachable, timeouts, bad JSON
             raise _Unusable(f"vultr: could not reach the Vultr API at {self.api.base_url} ({err})") from None
 
     def key(self) -> None:
@@ -138,13 +133,14 @@ class _Vultr:
         region = ref.site.region
         region_ok = False
         if not region:
-            self.report.problem("no region set (Vultr sites need one, e.g. 'ewr')", ref)
+            hint = f"{INFO.title} sites need one, e.g. {INFO.region_example!r}"
+            self.report.problem(f"no region set ({hint})", ref)
         elif region not in regions:
             self.report.problem(f"region {region!r} does not exist{did_you_mean(region, regions)}", ref)
         else:
             region_ok = True
             self.report.ok(f"region {region!r} exists", ref)
-        for size, nodes in group_nodes(ref.site, "size", DEFAULT_SIZE["vultr"]).items():
+        for size, nodes in group_nodes(ref.site, "size", INFO.default_size).items():
             who = nodes_phrase(nodes)
             plan = plans.get(size)
             if plan is None:
@@ -160,7 +156,7 @@ class _Vultr:
                 continue
             where = f" and offered in {region!r}" if region_ok else ""
             self.report.ok(f"plan {size!r} exists{where} ({who})", ref)
-        for image, nodes in group_nodes(ref.site, "image", str(DEFAULT_OS_ID)).items():
+        for image, nodes in group_nodes(ref.site, "image", INFO.default_image).items():
             self.image(ref, image, nodes, systems, apps)
 
     def image(
@@ -187,14 +183,15 @@ class _Vultr:
 def check_vultr(environ: Mapping[str, str], sites: list[SiteRef], report: PreflightReport) -> None:
     """Check every Vultr site; the key and the catalogues are fetched once."""
     key = environ.get("VULTR_API_KEY", "")
-    base_url = environ.get("VULTR_API_URL") or DEFAULT_API_URL
+    base_url = api_url(environ)
     report.add_secret(key)
     if not key:
         report.problem("vultr: VULTR_API_KEY is not set")
         for ref in sites:
             report.skipped("Vultr checks skipped (no API key)", ref)
         return
-    vultr = _Vultr(VultrAPI(base_url, key), report)
+    api = VultrAPI(base_url, key)
+    vultr = _Vultr(api, report)
     try:
         vultr.key()
         regions, plans, systems = vultr.catalogue()
@@ -206,5 +203,7 @@ def check_vultr(environ: Mapping[str, str], sites: list[SiteRef], report: Prefli
         for ref in sites:
             report.skipped("Vultr checks skipped (see the vultr problem above)", ref)
         return
+    finally:
+        api.close()
     for ref in sites:
         vultr.site(ref, regions, plans, systems, apps)

@@ -13,9 +13,11 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cloudcast.errors import RoutesError
+from cloudcast.events import NullReporter, Reporter
 from cloudcast.inventory import Inventory
-from cloudcast.pipeline.events import NullReporter, Reporter
 from cloudcast.plan.model import NetworkPlan
+from cloudcast.providers import MemberRoutes, provider_info
+from cloudcast.providers.aws import aws_session
 
 
 @dataclass(frozen=True, order=True)
@@ -47,10 +49,14 @@ class RoutesResult:
 
 
 def routed_sites(plan: NetworkPlan) -> list[str]:
-    """AWS sites whose tables cloudcast programs: gateways and hub topologies only."""
+    """Sites whose route tables cloudcast programs (AWS): gateways and hub topologies only."""
     if plan.topology == "mesh":
         return []
-    return [s.name for s in plan.sites if s.provider == "aws" and s.gateways]
+    return [
+        s.name
+        for s in plan.sites
+        if provider_info(s.provider).member_routes is MemberRoutes.ROUTE_TABLES and s.gateways
+    ]
 
 
 def describe(plan: NetworkPlan) -> list[str]:
@@ -98,16 +104,11 @@ def program(
     want, enis = desired_routes(plan, inv)
     owned = {Route(**r).key(): Route(**r) for r in recorded}
     result = RoutesResult()
-    import boto3  # imported here: a second of start-up saved for every run without AWS routes
-
     clients: dict[str, Any] = {}
-    env = environ or {}
-    session = boto3.session.Session(
-        aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
-        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
-        aws_session_token=env.get("AWS_SESSION_TOKEN"),
-        profile_name=env.get("AWS_PROFILE"),
-    )
+    try:
+        session = aws_session(environ or {})
+    except BotoCoreError as exc:  # an unknown AWS_PROFILE
+        raise RoutesError(f"AWS route programming failed: {exc}") from None
 
     def ec2(site: str) -> Any:
         region = regions[site]
@@ -116,6 +117,9 @@ def program(
         return clients[region]
 
     try:
+        # Terraform turns the check off on the gateway instances (tf/aws), which real AWS applies
+        # to their primary ENI. It is checked on the ENI itself here, because the routes target
+        # the ENI and an emulator (moto) keeps the two apart (tests/terraform/test_cli_aws.py).
         for site, eni in zip(routed_sites(plan), enis, strict=True):
             client = ec2(site)
             attr = client.describe_network_interface_attribute(

@@ -16,6 +16,7 @@ from typing import Any
 
 from cloudcast.errors import StateError
 from cloudcast.plan.model import Allocations, NetworkPlan
+from cloudcast.providers.aws import aws_session, client_config
 
 STATE_VERSION = 1
 
@@ -43,24 +44,9 @@ class RemoteState:
         return f"s3://{self.bucket}/{key}"
 
     def _client(self) -> Any:
-        import boto3
-        from botocore.config import Config
-
-        env = self.environ
-        key_id = env.get("AWS_ACCESS_KEY_ID") or None
-        session = boto3.session.Session(
-            aws_access_key_id=key_id,
-            aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
-            aws_session_token=env.get("AWS_SESSION_TOKEN") or None,
-            profile_name=None if key_id else (env.get("AWS_PROFILE") or None),
-            region_name=self.region,
-        )
-        config = Config(
-            connect_timeout=5,
-            read_timeout=20,
-            retries={"max_attempts": 3, "mode": "standard"},
-            s3={"addressing_style": "path"} if self.endpoint else None,
-        )
+        # an unknown AWS_PROFILE (ProfileNotFound) is a BotoCoreError: `_call` reports it
+        session = aws_session(self.environ, self.region)
+        config = client_config(s3={"addressing_style": "path"} if self.endpoint else None)
         return session.client("s3", endpoint_url=self.endpoint, config=config)
 
     @property

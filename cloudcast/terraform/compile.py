@@ -14,6 +14,8 @@ from typing import Any
 
 from cloudcast.errors import PlanError, UnsafeValueError
 from cloudcast.plan.model import NetworkPlan, NodePlan, SitePlan
+from cloudcast.providers import DEFAULT_SIZE
+from cloudcast.providers.aws import NETWORK_TAG, SITE_TAG, aws_endpoint
 from cloudcast.resources import tf_dir
 from cloudcast.spec.files import KeyFileError, resolve
 from cloudcast.spec.files import read_public_key as read_key_file
@@ -25,7 +27,6 @@ PROVIDER_SOURCES = {
     "linode": ("linode/linode", "~> 3.0"),
     "vultr": ("vultr/vultr", "~> 2.0"),
 }
-DEFAULT_SIZE = {"aws": "t3.micro", "linode": "g6-nanode-1", "vultr": "vc2-1c-1gb"}
 AWS_SERVICES = ("ec2", "sts", "iam", "s3", "dynamodb")
 #: what the AWS provider and the S3 backend skip against an endpoint override (moto, LocalStack)
 EMULATOR_SKIPS = {
@@ -86,7 +87,9 @@ def compile_root(
         if site.provider == Provider.STATIC.value:
             continue
         name = module_name(site.name)
-        block = _module_block(spec, plan, site, ssh_public_key, lab_prefix, env)
+        # `source` is read literally; the arguments are evaluated, so they are made literal
+        args = _module_args(spec, plan, site, ssh_public_key, lab_prefix, env)
+        block = {"source": f"./modules/{site.provider}", **tf_literals(args)}
         if site.provider == Provider.AWS.value:
             providers.setdefault("aws", []).append(_aws_provider(spec, site.name, site.region, name, env))
             block["providers"] = {"aws": f"aws.{name}"}
@@ -152,36 +155,18 @@ def _terraform_block(spec: Spec, used: list[str]) -> dict[str, Any]:
     return block
 
 
-def aws_endpoint(spec: Spec, env: dict[str, str]) -> str | None:
-    """The AWS endpoint override from the spec or AWS_ENDPOINT_URL (moto, LocalStack)."""
-    return spec.aws_endpoint or env.get("AWS_ENDPOINT_URL") or None
-
-
 def _aws_provider(
     spec: Spec, site: str, region: str | None, name: str, env: dict[str, str]
 ) -> dict[str, Any]:
     block: dict[str, Any] = {
         "region": region,
-        "default_tags": {"tags": {"cloudcast:network": spec.name, "cloudcast:site": site}},
+        "default_tags": {"tags": {NETWORK_TAG: spec.name, SITE_TAG: site}},
     }
     endpoint = aws_endpoint(spec, env)
     if endpoint:
         block["endpoints"] = {svc: endpoint for svc in AWS_SERVICES}
         block.update(EMULATOR_SKIPS, s3_use_path_style=True)
     return {"alias": name, **tf_literals(block)}  # the alias is read literally, settings evaluated
-
-
-def _module_block(
-    spec: Spec,
-    plan: NetworkPlan,
-    site: SitePlan,
-    ssh_public_key: str,
-    lab_prefix: str | None,
-    env: dict[str, str],
-) -> dict[str, Any]:
-    """A site's module call: `source` (read literally), then its arguments (evaluated: made literal)."""
-    args = _module_args(spec, plan, site, ssh_public_key, lab_prefix, env)
-    return {"source": f"./modules/{site.provider}", **tf_literals(args)}
 
 
 def _module_args(
@@ -218,7 +203,6 @@ def _module_args(
         udp_ports=udp_ports(plan),
         ssh_port=spec.ssh.port,
         ssh_sources=[str(s) for s in spec.ssh.sources],
-        tags={"cloudcast-network": spec.name},
         nodes={
             n.name: {
                 "size": n.size or DEFAULT_SIZE[site.provider],

@@ -16,19 +16,18 @@ import shlex
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from cloudcast.bootstrap.fanout import fan_out
 from cloudcast.bootstrap.paths import LIBIPSEC_MTU
-from cloudcast.bootstrap.run import Connector, Reporter, connector
-from cloudcast.errors import CloudcastError
 from cloudcast.inventory.hosts import Inventory
 from cloudcast.plan.model import NetworkPlan
 from cloudcast.sinks import ip_or_none, is_hostname
-from cloudcast.state.store import WorkDir
+from cloudcast.ssh import Fleet, describe
+from cloudcast.verify.table import grid, to_text
 
 STAGE = "verify"
+#: seconds to keep retrying a host's SSH: the hosts verify and status reach should be up already
+CONNECT_BUDGET = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +66,18 @@ class VerifyResult:
     def render_matrix(self) -> str:
         """An N x N grid (rows probe columns): ✓ reached, ✗ not, · itself; then a summary."""
         width = max([len(n) for n in self.nodes] + [4])
-        lines = [(" " * width + " " + " ".join(f"{n:^{width}}" for n in self.nodes)).rstrip()]
+        table = grid()
+        table.show_header = True
+        table.add_column("", min_width=width, no_wrap=True)
+        for name in self.nodes:
+            table.add_column(name, justify="center", min_width=width, no_wrap=True)
         for src in self.nodes:
             cells = []
             for dst in self.nodes:
                 probe = self.matrix.get(src, {}).get(dst)
-                mark = "·" if src == dst else "✓" if probe and probe.ok else "✗"
-                cells.append(f"{mark:^{width}}")
-            lines.append((f"{src:<{width}} " + " ".join(cells)).rstrip())
+                cells.append("·" if src == dst else "✓" if probe and probe.ok else "✗")
+            table.add_row(src, *cells)
+        lines = [to_text(table)]
         total = sum(len(row) for row in self.matrix.values())
         bad = self.failed_pairs
         over = "the overlay and site LANs" if self.lans else "the overlay"
@@ -163,19 +166,14 @@ def parse_probes(text: str) -> dict[str, Probe]:
 def verify(
     plan: NetworkPlan,
     inventory: Inventory,
-    workdir: WorkDir,
+    fleet: Fleet,
     *,
     retry_seconds: float = 15.0,
-    parallel: int = 32,
-    known_hosts: Path | None = None,
-    connect_budget: float = 10.0,
-    reporter: Reporter | None = None,
-    connect: Connector | None = None,
     down: Collection[str] = (),
 ) -> VerifyResult:
     """Probe every ordered pair of nodes (see the module docstring); never raises for one node."""
     started = time.monotonic()
-    conn = connect or connector(workdir, known_hosts, connect_budget=connect_budget)
+    reporter = fleet.reporter
     addr = probe_addresses(plan, inventory)
     # kernel-libipsec's TUN device has a fixed MTU (1400): IPsec is probed at that size
     mtu = min(plan.mtu, LIBIPSEC_MTU) if plan.transport == "ipsec" else plan.mtu
@@ -191,7 +189,7 @@ def verify(
         if not others:
             return {}
         script = probe_script([addr[o] for o in others], mtu=mtu, retry_seconds=retry_seconds)
-        transport = conn(inventory.host(name))
+        transport = fleet.connect(inventory.host(name))
         try:
             out = transport.run("sh -s", stdin=script.encode(), timeout=retry_seconds + 30)
         finally:
@@ -199,13 +197,12 @@ def verify(
         by_addr = parse_probes(out.stdout)
         row = {o: by_addr.get(addr[o], Probe(False, error="no result")) for o in others}
         good = sum(p.ok for p in row.values())
-        if reporter is not None:
-            reporter.event(name, STAGE, f"{good}/{len(row)} peers reachable")
+        reporter.event(name, STAGE, f"{good}/{len(row)} peers reachable")
         return row
 
     # nodes the bootstrapper found down are not connected to again (they are probed as targets)
     sources = [n for n in result.nodes if n in known and n not in down]
-    outcomes = fan_out(sources, run, key=lambda n: n, parallel=parallel)
+    outcomes = fleet.fan_out(sources, run, key=lambda n: n)
     for src in result.nodes:
         others = [n for n in result.nodes if n != src]
         outcome = outcomes.get(src)
@@ -213,17 +210,13 @@ def verify(
             result.matrix[src] = outcome.value
             continue
         err = outcome.error if outcome is not None else None
-        message = (
-            ("down (unreachable over SSH)" if src in down else "not in the inventory")
-            if err is None
-            else err.message
-            if isinstance(err, CloudcastError)
-            else f"{type(err).__name__}: {err}"
-        )
+        if err is not None:
+            message = describe(err)
+        else:
+            message = "down (unreachable over SSH)" if src in down else "not in the inventory"
         result.errors[src] = message
         result.matrix[src] = {o: Probe(False, error=message) for o in others}
-        if reporter is not None:
-            reporter.event(src, STAGE, f"cannot probe from here: {message}")
+        reporter.event(src, STAGE, f"cannot probe from here: {message}")
     result.seconds = time.monotonic() - started
     return result
 

@@ -10,19 +10,20 @@ import re
 import shlex
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
+from rich.table import Table
+
 from cloudcast.bootstrap.desired import ipsec_conns
-from cloudcast.bootstrap.facts import PeerFact, parse_facts
-from cloudcast.bootstrap.fanout import fan_out
+from cloudcast.bootstrap.facts import parse_facts
 from cloudcast.bootstrap.paths import Paths
-from cloudcast.bootstrap.run import Connector, connector
-from cloudcast.errors import CloudcastError
 from cloudcast.inventory.hosts import Inventory
 from cloudcast.plan.model import NetworkPlan
+from cloudcast.ssh import Fleet, describe
+from cloudcast.ssh.wgdump import PeerFact, peer_lines
 from cloudcast.state.store import WorkDir, load_state
 from cloudcast.verify.probe import VerifyResult
+from cloudcast.verify.table import grid, to_text
 
 STALE_AFTER = 180  # seconds: WireGuard re-handshakes every 2 minutes on a live tunnel
 
@@ -102,22 +103,26 @@ class StatusResult:
                 continue
             down = f"  (failed over: {', '.join(node.failed_over)} down, its traffic on the standby)"
             lines.append(f"{node.name}:{down if node.failed_over else ''}")
-            for p in node.peers:
-                age = "never" if p.handshake_age is None else f"{p.handshake_age}s ago"
-                flag = "  STALE" if p.stale else ""
-                if p.children is not None:
-                    sas = f"{p.children_up or 0}/{p.children} child SAs"
-                    lines.append(
-                        f"  {p.name:<16} {p.endpoint or '(no endpoint)':<24} {p.state or 'no IKE SA':<12} "
-                        f"{'established ' + age if p.handshake_age is not None else '':<20} {sas:<14} "
-                        f"rx {_size(p.rx):>9} tx {_size(p.tx):>9}{flag}"
-                    )
-                    continue
-                lines.append(
-                    f"  {p.name:<16} {p.endpoint or '(no endpoint)':<24} handshake {age:<10} "
-                    f"rx {_size(p.rx):>9} tx {_size(p.tx):>9}{flag}"
-                )
+            if node.peers:
+                lines.append(to_text(_peer_table(node.peers), indent=2))
         return "\n".join(lines) + "\n"
+
+
+def _peer_table(peers: Collection[PeerStatus]) -> Table:
+    """One row per peer: WireGuard's handshake, or IPsec's IKE state and child SAs."""
+    table = grid()
+    for justify in ("left",) * 5 + ("right", "right", "left"):
+        table.add_column(justify=justify, no_wrap=True)
+    for p in peers:
+        age = "never" if p.handshake_age is None else f"{p.handshake_age}s ago"
+        if p.children is not None:
+            shake = f"established {age}" if p.handshake_age is not None else ""
+            cells = [p.state or "no IKE SA", shake, f"{p.children_up or 0}/{p.children} child SAs"]
+        else:
+            cells = ["handshake", age, ""]
+        traffic = [f"rx {_size(p.rx)}", f"tx {_size(p.tx)}", "STALE" if p.stale else ""]
+        table.add_row(p.name, p.endpoint or "(no endpoint)", *cells, *traffic)
+    return table
 
 
 def _size(n: int) -> str:
@@ -132,11 +137,11 @@ def _size(n: int) -> str:
 def status_script(interface: str) -> str:
     i = shlex.quote(interface)
     state = shlex.quote(Paths(interface).failover_state)
-    # the first dump line is the interface's own, with its PRIVATE key: never sent back
+    # peer lines: never the interface's private key nor a preshared key (see `peer_lines`)
     return f"""
 if ip link show dev {i} >/dev/null 2>&1; then
   echo iface=1
-  wg show {i} dump 2>/dev/null | tail -n +2 | cut -f1,3- | sed 's/^/peer\t/'
+  {peer_lines(interface)}
 fi
 [ -f {state} ] && sed 's/^/failed_over=/' {state}
 echo "now=$(date +%s)"
@@ -218,22 +223,21 @@ def status(
     plan: NetworkPlan,
     inventory: Inventory,
     workdir: WorkDir,
+    fleet: Fleet,
     *,
     public_keys: Mapping[str, str] | None = None,
-    parallel: int = 32,
-    known_hosts: Path | None = None,
-    connect_budget: float = 10.0,
-    connect: Connector | None = None,
     only: Collection[str] | None = None,
 ) -> StatusResult:
-    """Per VPN node (or those in `only`): each peer's endpoint, latest handshake age, transfer, stale flag."""
+    """Per VPN node (or those in `only`): each peer's endpoint, latest handshake age, transfer, stale flag.
+
+    Peers are named by their public keys: `public_keys`, else those in `workdir`'s state.
+    """
     keys = public_keys if public_keys is not None else load_state(workdir).public_keys
     names = {key: name for name, key in keys.items()}
-    conn = connect or connector(workdir, known_hosts, connect_budget=connect_budget)
     known = {h.name for h in inventory.hosts}
 
     def one(name: str) -> NodeStatus:
-        transport = conn(inventory.host(name))
+        transport = fleet.connect(inventory.host(name))
         try:
             out = transport.run("sh -s", stdin=status_script(plan.interface).encode(), timeout=30)
         finally:
@@ -244,7 +248,7 @@ def status(
         return NodeStatus(name, facts.iface, ordered, failed_over=facts.failed_over)
 
     def one_ipsec(name: str) -> NodeStatus:
-        transport = conn(inventory.host(name))
+        transport = fleet.connect(inventory.host(name))
         try:
             out = transport.run("sh -s", stdin=ipsec_status_script().encode(), timeout=30)
         finally:
@@ -263,7 +267,7 @@ def status(
 
     vpn = [n.name for n in plan.nodes if n.vpn and (only is None or n.name in only)]
     probe = one_ipsec if plan.transport == "ipsec" else one
-    outcomes = fan_out([n for n in vpn if n in known], probe, key=lambda n: n, parallel=parallel)
+    outcomes = fleet.fan_out([n for n in vpn if n in known], probe, key=lambda n: n)
     result = StatusResult()
     for name in vpn:
         outcome = outcomes.get(name)
@@ -271,13 +275,7 @@ def status(
             result.nodes.append(outcome.value)
             continue
         err = outcome.error if outcome is not None else None
-        message = (
-            "not in the inventory"
-            if err is None
-            else err.message
-            if isinstance(err, CloudcastError)
-            else f"{type(err).__name__}: {err}"
-        )
+        message = "not in the inventory" if err is None else describe(err)
         result.nodes.append(NodeStatus(name, False, error=message))
     return result
 
@@ -314,14 +312,14 @@ def explain_failures(
     plan: NetworkPlan,
     inventory: Inventory,
     workdir: WorkDir,
+    fleet: Fleet,
     *,
     public_keys: Mapping[str, str] | None = None,
-    connect: Connector | None = None,
     down: Collection[str] = (),
 ) -> None:
     """Fill `result.tunnels` with the live state of the failed pairs' tunnels (no-op when none failed)."""
     sources = {src for src, _ in result.failed_pairs} - set(down) - set(result.errors)
     if not sources:
         return
-    live = status(plan, inventory, workdir, public_keys=public_keys, connect=connect, only=sources)
+    live = status(plan, inventory, workdir, fleet, public_keys=public_keys, only=sources)
     result.tunnels = explain_failed_pairs(result.failed_pairs, live)

@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 
 from cloudcast import lab
-from cloudcast.bootstrap import BootstrapResult, bootstrap, connector, teardown
+from cloudcast.bootstrap import BootstrapResult, bootstrap, teardown
 from cloudcast.inventory.hosts import Host, Inventory
 from cloudcast.plan import NetworkPlan, build_plan
 from cloudcast.spec import parse_spec
+from cloudcast.ssh import Fleet, SSHConnector, SSHOptions
 from cloudcast.state.store import Secrets, State, WorkDir, ensure_psks
 from cloudcast.verify import status, verify
 from tests.unit.bootstrap_cases import LAB_SPEC
@@ -28,6 +29,16 @@ from tests.unit.bootstrap_cases import LAB_SPEC
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(600)]
 
 SPEC = LAB_SPEC
+
+
+def ssh(workdir: WorkDir, **options: Any) -> Fleet:
+    """Paramiko SSH with host keys recorded in `workdir` (60 s of retries unless told)."""
+    return Fleet(SSHConnector(SSHOptions(workdir.ensure().known_hosts, **options)))
+
+
+def live(workdir: WorkDir) -> Fleet:
+    """As `verify` and `status` reach hosts: 10 s of retries."""
+    return ssh(workdir, connect_budget=10.0)
 
 
 @dataclass
@@ -46,8 +57,8 @@ class Mesh:
         assert done.returncode == 0, f"{node}: {script}: {done.stderr}"
         return done.stdout
 
-    def again(self, **kw: Any) -> BootstrapResult:
-        result = bootstrap(self.plan, self.inventory, self.secrets, self.state, self.workdir, **kw)
+    def again(self, fleet: Fleet | None = None) -> BootstrapResult:
+        result = bootstrap(self.plan, self.inventory, self.secrets, self.state, fleet or ssh(self.workdir))
         self.state.public_keys.update(result.public_keys)
         return result
 
@@ -92,7 +103,7 @@ def mesh(module_lab_prefix: str, tmp_path_factory: pytest.TempPathFactory) -> It
     secrets, _ = ensure_psks(plan, Secrets())
     state = State()
     start = time.monotonic()
-    first = bootstrap(plan, inventory, secrets, state, workdir)
+    first = bootstrap(plan, inventory, secrets, state, ssh(workdir))
     seconds = time.monotonic() - start
     state.public_keys.update(first.public_keys)
     yield Mesh(prefix, plan, inventory, workdir, secrets, state, first, seconds)
@@ -108,7 +119,7 @@ def test_first_bootstrap_configures_every_host(mesh: Mesh) -> None:
 
 
 def test_every_pair_talks_over_the_overlay(mesh: Mesh) -> None:
-    result = verify(mesh.plan, mesh.inventory, mesh.workdir)
+    result = verify(mesh.plan, mesh.inventory, live(mesh.workdir))
     print(result.render_matrix())
     assert result.failed_pairs == []
     assert result.mtu_failed_pairs == []
@@ -151,7 +162,7 @@ def test_drift_is_repaired_by_syncconf_which_keeps_the_private_key(mesh: Mesh) -
     assert charlie in mesh.sh("bravo", "wg show cc0 peers")
     # bravo forgot charlie's session, and charlie (behind NAT; bravo cannot dial it) keeps
     # sending on it until WireGuard gives up on the silence and re-handshakes (~15 s)
-    assert verify(mesh.plan, mesh.inventory, mesh.workdir, retry_seconds=25).failed_pairs == []
+    assert verify(mesh.plan, mesh.inventory, live(mesh.workdir), retry_seconds=25).failed_pairs == []
     assert mesh.again().changed == []
 
 
@@ -178,8 +189,8 @@ def test_service_reachable_over_the_overlay_only(mesh: Mesh) -> None:
 
 
 def test_status_shows_fresh_handshakes(mesh: Mesh) -> None:
-    verify(mesh.plan, mesh.inventory, mesh.workdir)
-    result = status(mesh.plan, mesh.inventory, mesh.workdir, public_keys=mesh.state.public_keys)
+    verify(mesh.plan, mesh.inventory, live(mesh.workdir))
+    result = status(mesh.plan, mesh.inventory, mesh.workdir, live(mesh.workdir), public_keys=mesh.state.public_keys)
     print(result.render())
     assert all(n.up and not n.error for n in result.nodes)
     assert result.stale == []
@@ -192,21 +203,21 @@ def test_unreachable_host_is_named_and_the_others_keep_it_as_a_peer(mesh: Mesh) 
     lab.cut("bravo", mesh.prefix)
     try:
         start = time.monotonic()
-        quick = connector(mesh.workdir, timeout=1.0, connect_budget=2.0)
-        result = mesh.again(connect=quick)
+        quick = ssh(mesh.workdir, timeout=1.0, connect_budget=2.0)
+        result = mesh.again(quick)
         assert time.monotonic() - start < 15
         assert [h.name for h in result.failed] == ["bravo"]
         error = result.host("bravo").error or ""
         assert error.startswith("node bravo (198.18.1.11:22): ") and "\n" not in error
         # bravo's peers still carry it, with its last known key: nothing to change
         assert result.changed == []
-        probe = verify(mesh.plan, mesh.inventory, mesh.workdir, retry_seconds=2, connect=quick)
+        probe = verify(mesh.plan, mesh.inventory, quick, retry_seconds=2)
         # only pairs with bravo fail; the rest of the mesh does not notice
         assert probe.failed_pairs and all("bravo" in pair for pair in probe.failed_pairs)
     finally:
         lab.uncut("bravo", mesh.prefix)
     assert mesh.again().changed == []
-    assert verify(mesh.plan, mesh.inventory, mesh.workdir, retry_seconds=25).failed_pairs == []
+    assert verify(mesh.plan, mesh.inventory, live(mesh.workdir), retry_seconds=25).failed_pairs == []
 
 
 def test_changed_host_key_is_refused_with_the_fix(mesh: Mesh, tmp_path: Path) -> None:
@@ -220,7 +231,7 @@ def test_changed_host_key_is_refused_with_the_fix(mesh: Mesh, tmp_path: Path) ->
         for line in lines
     ]
     workdir.known_hosts.write_text("\n".join(forged) + "\n")
-    result = bootstrap(mesh.plan, mesh.inventory, mesh.secrets, mesh.state, workdir)
+    result = bootstrap(mesh.plan, mesh.inventory, mesh.secrets, mesh.state, ssh(workdir))
     assert [h.name for h in result.failed] == ["alpha"]
     failed = result.host("alpha")
     assert failed.error is not None and "host key changed" in failed.error
@@ -235,13 +246,15 @@ def test_changed_host_key_is_refused_with_the_fix(mesh: Mesh, tmp_path: Path) ->
 def test_strict_known_hosts_refuses_an_unknown_host(mesh: Mesh, tmp_path: Path) -> None:
     strict = tmp_path / "known_hosts"
     strict.write_text("")
-    result = bootstrap(mesh.plan, mesh.inventory, mesh.secrets, mesh.state, mesh.workdir, known_hosts=strict)
+    result = bootstrap(
+        mesh.plan, mesh.inventory, mesh.secrets, mesh.state, ssh(mesh.workdir, strict_known_hosts=strict)
+    )
     assert len(result.failed) == 4
     assert all("is not in" in (h.error or "") for h in result.failed)
 
 
 def test_teardown_removes_everything(mesh: Mesh) -> None:
-    result = teardown(mesh.plan, mesh.inventory, mesh.workdir)
+    result = teardown(mesh.plan, mesh.inventory, ssh(mesh.workdir))
     assert not result.failed, [(h.name, h.error) for h in result.failed]
     for node in mesh.plan.nodes:
         out = mesh.sh(
@@ -251,5 +264,5 @@ def test_teardown_removes_everything(mesh: Mesh) -> None:
         )
         assert "does not exist" in out.split("\n")[0] or "not exist" in out
         assert "cc0." not in out and "BEGIN" not in out
-    again = teardown(mesh.plan, mesh.inventory, mesh.workdir)
+    again = teardown(mesh.plan, mesh.inventory, ssh(mesh.workdir))
     assert again.changed == []

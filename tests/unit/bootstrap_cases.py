@@ -6,11 +6,12 @@ from dataclasses import replace
 from typing import Any
 
 from cloudcast.bootstrap.desired import Desired, desired_state
-from cloudcast.bootstrap.facts import Facts, PeerFact
+from cloudcast.bootstrap.facts import Facts, HostRoute
 from cloudcast.bootstrap.render import splice_hosts
 from cloudcast.inventory.hosts import Host, Inventory
 from cloudcast.plan import NetworkPlan, build_plan
 from cloudcast.spec import parse_spec
+from cloudcast.ssh.wgdump import PeerFact
 
 LAB_SPEC: dict[str, Any] = {
     "name": "demo",
@@ -154,6 +155,6 @@ def converged(desired: Desired, *, kernel_wg: bool = False, systemd: bool = Fals
         table=desired.vpn,
         ip_forward=desired.forwards,
         route_localnet=bool(desired.services),
-        routes=tuple(f"{c} via {v} dev eth0" for c, v in desired.routes),
+        routes=tuple(HostRoute(c.removesuffix("/32"), v, "eth0") for c, v in desired.routes),
         failover=desired.file(desired.paths.failover) is not None,
     )

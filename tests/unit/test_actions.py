@@ -13,9 +13,10 @@ from cloudcast.bootstrap.actions import (
     syncconf_script,
     teardown_actions,
 )
-from cloudcast.bootstrap.facts import PeerFact
+from cloudcast.bootstrap.facts import HostRoute
 from cloudcast.bootstrap.paths import Paths
 from cloudcast.errors import BootstrapError
+from cloudcast.ssh.wgdump import PeerFact
 from tests.unit.bootstrap_cases import (
     FRESH,
     TOOLED,
@@ -205,7 +206,7 @@ def test_stale_managed_file_is_removed() -> None:
 def test_member_routes_are_restored_when_missing() -> None:
     plan = gateways_plan()
     d = desired_for(plan, static_inventory(plan), "app1")
-    facts = replace(converged(d), routes=("default via 10.20.0.1 dev eth0",))
+    facts = replace(converged(d), routes=(HostRoute("default", "10.20.0.1", "eth0"),))
     assert golden(apply_actions(d, facts)) == [
         ("routes", "route 2 CIDRs via 10.20.0.5", "sh /etc/cloudcast/cc0-routes.sh", None),
     ]

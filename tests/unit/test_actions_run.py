@@ -8,22 +8,24 @@ import re
 import subprocess
 import threading
 import time
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
-from cloudcast.bootstrap import bootstrap, fan_out, parse_facts, teardown
+from cloudcast.bootstrap import bootstrap, parse_facts, teardown
 from cloudcast.bootstrap.actions import Action
 from cloudcast.bootstrap.desired import ManagedFile
 from cloudcast.bootstrap.execute import StepFailed, build_script, execute
-from cloudcast.bootstrap.facts import Facts, facts_script
-from cloudcast.bootstrap.hostkeys import KnownHosts, known_hosts_name
+from cloudcast.bootstrap.facts import Facts, HostRoute, facts_script
 from cloudcast.bootstrap.paths import Paths
-from cloudcast.bootstrap.transport import ConnectError, Result, put_script
 from cloudcast.errors import BootstrapError
 from cloudcast.inventory.hosts import Host
-from cloudcast.state.store import Secrets, State, WorkDir
+from cloudcast.ssh import Fleet, fan_out
+from cloudcast.ssh.hostkeys import KnownHosts, known_hosts_name
+from cloudcast.ssh.transport import ConnectError, Result, put_script
+from cloudcast.state.store import Secrets, State
 from tests.unit.bootstrap_cases import TOOLED, key_of, lab_inventory, lab_plan, psks
 
 DUMP_FACTS = """\
@@ -45,7 +47,7 @@ ip_forward=0
 hash=abc123 /etc/wireguard/cc0.conf
 hosts=MTI3LjAuMC4xIGxvY2FsaG9zdAo=
 table=1
-route\t10.16.0.0/24 via 10.20.0.5 dev eth0
+routes=[{"dst":"10.16.0.0/24","gateway":"10.20.0.5","dev":"eth0","flags":[]}]
 now=1700000100
 """
 
@@ -61,7 +63,7 @@ def test_parse_facts() -> None:
     assert b.endpoint is None and b.allowed_ips == ("10.15.0.3/32", "10.15.0.4/32") and b.keepalive == 25
     assert f.hashes == {"/etc/wireguard/cc0.conf": "abc123"}
     assert f.hosts == "127.0.0.1 localhost\n" and f.table and not f.enabled
-    assert f.routes == ("10.16.0.0/24 via 10.20.0.5 dev eth0",) and f.now == 1700000100
+    assert f.routes == (HostRoute("10.16.0.0/24", "10.20.0.5", "eth0"),) and f.now == 1700000100
 
 
 def test_facts_script_never_returns_private_material() -> None:
@@ -239,6 +241,16 @@ class FakeHost:
         return {k: v for s in self.scripts for k, v in _files_of(s).items()}
 
 
+@dataclass(frozen=True)
+class Dial:
+    """A connector over a function that hands out fake hosts."""
+
+    fn: Callable[[Host], FakeHost]
+
+    def connect(self, host: Host) -> FakeHost:
+        return self.fn(host)
+
+
 def test_bootstrap_configures_peers_of_an_unreachable_host_with_its_last_key(tmp_path: Path) -> None:
     plan = lab_plan()
     inv = lab_inventory(plan)
@@ -250,7 +262,7 @@ def test_bootstrap_configures_peers_of_an_unreachable_host_with_its_last_key(tmp
         return fakes[host.name]
 
     state = State(public_keys={"delta": key_of("delta")})
-    result = bootstrap(plan, inv, Secrets(psk=psks(plan)), state, WorkDir(tmp_path), connect=connect)
+    result = bootstrap(plan, inv, Secrets(psk=psks(plan)), state, Fleet(Dial(connect)))
     assert [h.name for h in result.failed] == ["delta"]
     assert result.host("delta").error == "node delta (198.18.1.13:22): connection refused (after 60 s)"
     assert result.public_keys == {n: key_of(n) for n in ("alpha", "bravo", "charlie")}
@@ -273,9 +285,7 @@ def test_bootstrap_leaves_out_a_peer_never_reached(tmp_path: Path) -> None:
             raise ConnectError("node delta: timed out")
         return fakes[host.name]
 
-    result = bootstrap(
-        plan, lab_inventory(plan), Secrets(psk=psks(plan)), State(), WorkDir(tmp_path), connect=connect
-    )
+    result = bootstrap(plan, lab_inventory(plan), Secrets(psk=psks(plan)), State(), Fleet(Dial(connect)))
     conf = fakes["alpha"].written()["/etc/wireguard/cc0.conf"].decode()
     assert "# delta" not in conf and "# charlie" in conf
     assert result.warnings == [] and len(result.failed) == 1
@@ -289,7 +299,7 @@ def test_teardown_only_touches_the_named_hosts(tmp_path: Path) -> None:
         seen.append(host.name)
         return FakeHost(host.name, replace(TOOLED, public_key=key_of(host.name)))
 
-    result = teardown(plan, lab_inventory(plan), WorkDir(tmp_path), only={"bravo"}, connect=connect)
+    result = teardown(plan, lab_inventory(plan), Fleet(Dial(connect)), only={"bravo"})
     assert seen == ["bravo"] and [h.name for h in result.hosts] == ["bravo"]
     assert result.hosts[0].actions == ["remove /etc/wireguard/cc0.key"]
 
@@ -301,4 +311,4 @@ def test_unknown_transport_is_refused_up_front(tmp_path: Path) -> None:
         raise AssertionError("no host may be touched")
 
     with pytest.raises(BootstrapError, match="openvpn"):
-        bootstrap(plan, lab_inventory(plan), Secrets(), State(), WorkDir(tmp_path), connect=connect)
+        bootstrap(plan, lab_inventory(plan), Secrets(), State(), Fleet(Dial(connect)))

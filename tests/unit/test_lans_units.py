@@ -9,7 +9,7 @@ from typing import Any
 
 from cloudcast.bootstrap.actions import apply_actions, prepare_actions
 from cloudcast.bootstrap.desired import Desired, desired_state
-from cloudcast.bootstrap.facts import Facts, parse_facts
+from cloudcast.bootstrap.facts import Facts, HostRoute, parse_facts
 from cloudcast.bootstrap.paths import Paths
 from cloudcast.inventory.hosts import Host, Inventory
 from cloudcast.plan import NetworkPlan, build_plan
@@ -132,11 +132,11 @@ def test_member_routes_go_via_the_gateway_and_to_a_standby_on_the_lan() -> None:
         hashes={f.path: f.sha256 for f in d.files},
         hosts=d.hosts_block,
         routes_enabled=True,
-        routes=tuple(f"{c.removesuffix('/32')} via {v} dev lan0 proto 241" for c, v in d.routes),
+        routes=tuple(HostRoute(c.removesuffix("/32"), v, "lan0", "241") for c, v in d.routes),
         failover=True,  # gwa has a standby (gwa2): the member's failover agent runs
     )
     assert apply_actions(d, done) == []
-    stale = replace(done, routes=(*done.routes, "10.7.0.0/24 via 10.1.0.10 dev lan0 proto 241"))
+    stale = replace(done, routes=(*done.routes, HostRoute("10.7.0.0/24", "10.1.0.10", "lan0", "241")))
     assert [a.description for a in apply_actions(d, stale)] == ["route 2 CIDRs via 10.1.0.10, 1 on the LAN, drop 1 old"]
 
 

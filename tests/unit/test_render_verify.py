@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
-from cloudcast.bootstrap.facts import PeerFact, parse_facts
+from cloudcast.bootstrap.facts import parse_facts
+from cloudcast.ssh.wgdump import PeerFact
 from cloudcast.verify.probe import Probe, VerifyResult, parse_probes, probe_script
 from cloudcast.verify.status import (
     NodeStatus,

@@ -22,7 +22,8 @@ locals {
 
   root_login_cloud_config = "#cloud-config\ndisable_root: false\n"
 
-  # image: "ami-..." is used as is; anything else is an AMI name pattern.
+  # image: "ami-..." is used as is; anything else is an AMI name pattern. The default and
+  # the owner are the same as cloudcast/providers/aws.py (a unit test keeps them equal).
   default_ami_name   = "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*"
   canonical_owner_id = "099720109477"
   ami_pattern        = { for name, n in var.nodes : name => (n.image == "" ? local.default_ami_name : n.image) }
@@ -158,7 +159,9 @@ resource "aws_key_pair" "this" {
 # Each instance keeps its primary network interface (the ENI cloudcast routes
 # remote CIDRs to) with the planned private address. Gateways and hubs forward
 # traffic that is not addressed to them, so AWS's source/destination check is
-# off on them. (A separate aws_network_interface attached as device 0 would
+# off on them (here, as this module owns the instances; cloudcast's routes stage
+# only confirms it on the ENI its routes target, which moto keeps apart from the
+# instance's). (A separate aws_network_interface attached as device 0 would
 # survive instance replacement, but moto never detaches it when the instance
 # terminates, so `terraform destroy` fails against moto.)
 resource "aws_instance" "node" {

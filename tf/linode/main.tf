@@ -14,6 +14,7 @@ locals {
     for k, v in merge(var.tags, { "cloudcast-network" = var.name_prefix, "cloudcast-site" = var.site }) : "${k}=${v}"
   ])
 
+  # the same as cloudcast/providers/linode.py (a unit test keeps the two equal)
   default_image = "linode/ubuntu22.04"
 
   # Gateways and hubs receive traffic for other sites' CIDRs over the VPC.

@@ -13,6 +13,8 @@ locals {
   ]
 
   # image: "" = Ubuntu 22.04 x64; a number = an OS id; anything else = a marketplace image id.
+  # cloudcast's preflight checks the same default (cloudcast/providers/vultr.py; a unit test
+  # keeps the two equal): every provider module takes the same variables, so none carries it.
   default_os_id = 1743
   os_id = {
     for name, n in var.nodes : name => (

@@ -7,6 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from cloudcast.errors import CloudcastError
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -49,3 +51,10 @@ def fan_out(
     ) as pool:
         results = list(pool.map(call, work))
     return {key(item): result for item, result in zip(work, results, strict=True)}
+
+
+def describe(error: BaseException) -> str:
+    """A host's failure as one line: our own errors say it already, others get their type."""
+    if isinstance(error, CloudcastError):
+        return error.message
+    return f"{type(error).__name__}: {error}"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 
-from cloudcast.bootstrap.transport import Result, Transport
 from cloudcast.inventory.hosts import Host
+from cloudcast.ssh.connectors import Connector
+from cloudcast.ssh.transport import Result, Transport
 
 
 class _Borrowed:
@@ -27,10 +27,13 @@ class _Borrowed:
 
 
 class Pool:
-    """Caches one transport per host; `close_all` ends them. A dead connection is replaced."""
+    """A connector that caches one transport per host from `connector`; `close_all` ends them.
 
-    def __init__(self, make: Callable[[Host], Transport]) -> None:
-        self._make = make
+    A dead connection is replaced.
+    """
+
+    def __init__(self, connector: Connector) -> None:
+        self._connector = connector
         self._lock = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._open: dict[str, Transport] = {}
@@ -43,7 +46,7 @@ class Pool:
             if current is None or not _alive(current):
                 if current is not None:
                     current.close()
-                current = self._make(host)
+                current = self._connector.connect(host)
                 self._open[host.name] = current
             return _Borrowed(current)
 

@@ -1,4 +1,4 @@
-"""How the bootstrapper reaches a host: a small `Transport` protocol, and Paramiko behind it."""
+"""How cloudcast reaches a host: a small `Transport` protocol, and Paramiko behind it."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ from typing import Protocol
 import paramiko
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponential
 
-from cloudcast.bootstrap.hostkeys import (
+from cloudcast.errors import BootstrapError, HostKeyError
+from cloudcast.inventory.hosts import Host
+from cloudcast.ssh.hostkeys import (
     KnownHosts,
     RecordPolicy,
     changed_key_error,
     known_hosts_name,
 )
-from cloudcast.errors import BootstrapError, HostKeyError
-from cloudcast.inventory.hosts import Host
 
 
 class ConnectError(BootstrapError):

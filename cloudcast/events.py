@@ -12,5 +12,7 @@ class Reporter(Protocol):
 
 
 class NullReporter:
+    """Drops every event (library calls without a listener)."""
+
     def event(self, host: str, stage: str, message: str) -> None:
         return None
