@@ -11,7 +11,7 @@ test: setup lint
 	$(PYTHON) -m pytest
 
 test-fast: setup
-	$(PYTHON) -m pytest -m "not lab and not terraform"
+	$(PYTHON) -m pytest -m "not lab and not terraform and not vm"
 
 lint:
 	$(PYTHON) -m ruff check cloudcast tests benchmarks

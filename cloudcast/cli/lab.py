@@ -23,6 +23,11 @@ a simulated internet in 198.18.0.0/15 that has no uplink: this machine gets one 
 (LAN 100.64.N.0/24) or double NAT (100.64.N.0/24, then 100.65.N.0/24); their routers forward
 tcp/22 inward so SSH to the public IP still works, and let nothing else in unsolicited.
 
+A host can also be a virtual machine (--machine vm): a QEMU guest with its own kernel and
+systemd, booted from a fresh Debian 12 cloud image (`lab image build`, cached) with its SSH key
+from a cloud-init seed, on the same links (its NICs are taps inside the host's namespace). VMs
+install packages from the lab's mirror host (198.18.0.3), which serves the image's repository.
+
 Needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN). Several labs are kept apart by a prefix
 (--prefix or $CLOUDCAST_LAB_PREFIX, default `cclab`); only one at a time can be up, since
 they share the address range."""
@@ -35,6 +40,9 @@ examples:
   ssh -i /run/cloudcast/lab-cclab/id_ed25519 root@198.19.0.11
   cloudcast lab host-up edge1 --ip 198.19.1.5 --nat nat --lan-index 7
   cloudcast lab host-up gw1 --ip 198.19.1.6 --lan office --lan-ip 10.1.0.10/24
+  cloudcast lab image build                 the VM image (once; cached by its recipe)
+  cloudcast lab host-up vm1 --ip 198.19.1.7 --machine vm
+  cloudcast lab host-reboot vm1             a real guest reboot; prints the seconds it took
   cloudcast lab host-down edge1
   cloudcast lab down                        remove every host, router, link and file
 
@@ -150,6 +158,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="the host's address on that LAN, with the LAN's prefix length, e.g. 10.1.0.10/24",
     )
     host_up.add_argument(
+        "--machine",
+        choices=("namespace", "vm"),
+        default="namespace",
+        help="namespace: namespaces on this machine with sshd as PID 1; vm: a QEMU guest of the "
+        "lab image with its NICs on the host's links (returns once SSH logs in) (default: namespace)",
+    )
+    host_up.add_argument(
         "--authorized-key",
         action="append",
         default=[],
@@ -167,6 +182,41 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     host_down.add_argument("name", metavar="NAME", help="host name")
     host_down.set_defaults(func=_host_down)
+
+    reboot = commands.add_parser(
+        "host-reboot",
+        parents=[common, json_flag],
+        help="reboot a VM host from inside and wait until SSH is back",
+        description="Reboot a VM host the way an operator would (`systemctl reboot` in the "
+        "guest) and wait until it answers SSH with a new boot id; prints the seconds it took.",
+    )
+    reboot.add_argument("name", metavar="NAME", help="host name (a --machine vm host)")
+    reboot.set_defaults(func=_host_reboot)
+
+    image = commands.add_parser(
+        "image",
+        help="the VM hosts' image",
+        description="The image VM hosts boot: Debian 12 with systemd, sshd, cloud-init and the "
+        "cloud kernel, but none of what cloudcast installs; and the package repository the lab's "
+        "mirror host serves to VMs.",
+    )
+    image_commands = image.add_subparsers(dest="image_command", metavar="IMAGE_COMMAND")
+    image_commands.required = True
+    build = image_commands.add_parser(
+        "build",
+        parents=[json_flag],
+        help="build the image unless its recipe is cached",
+        description="debootstrap the image from Debian's packages, make its raw disk and the "
+        "package mirror, cached under $CLOUDCAST_IMAGE_CACHE (default /var/cache/cloudcast/"
+        "images) in a directory named after a hash of the recipe: rebuilt only when the "
+        "recipe changes (or with --force). Takes a few minutes; needs root and Debian's mirror.",
+    )
+    build.add_argument("--force", action="store_true", help="rebuild even when the recipe is cached")
+    build.set_defaults(func=_image_build)
+    show = image_commands.add_parser(
+        "status", parents=[json_flag], help="where the current recipe's image is, and whether it is built"
+    )
+    show.set_defaults(func=_image_status)
 
 
 def _count(text: str) -> int:
@@ -188,19 +238,23 @@ def _print_json(env: Environment, data: Any) -> None:
     env.out.print(json.dumps(data, indent=2), markup=False, highlight=False, soft_wrap=True)
 
 
+_STATE_STYLE = {"up": "green", "cut": "yellow", "booting": "yellow", "dead": "red", "off": "red"}
+
+
 def _state(host: LabHost) -> str:
-    if not host.alive:
-        return "[red]dead[/red]"
-    return "[yellow]cut[/yellow]" if host.cut else "[green]up[/green]"
+    state = host.state
+    return f"[{_STATE_STYLE[state]}]{state}[/{_STATE_STYLE[state]}]"
 
 
 def _hosts_table(hosts: tuple[LabHost, ...] | list[LabHost]) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("NAME", "STATE", "PUBLIC IP", "PRIVATE IP", "NAT", "SITE LAN", "PID", "NAMESPACE"):
+    columns = ("NAME", "MACHINE", "STATE", "PUBLIC IP", "PRIVATE IP", "NAT", "SITE LAN", "PID", "NAMESPACE")
+    for column in columns:
         table.add_column(column, no_wrap=True)
     for host in hosts:
         table.add_row(
             host.name,
+            host.machine,
             _state(host),
             host.public_ip,
             host.private_ip,
@@ -284,12 +338,14 @@ def _host_up(args: argparse.Namespace, env: Environment) -> ExitStatus:
         lan_index=args.lan_index,
         site_lan=args.lan,
         lan_ip=args.lan_ip,
+        machine=args.machine,
     )
     if args.json:
         _print_json(env, host.to_json())
     else:
         behind = "" if host.nat == "none" else f", behind {host.nat} NAT"
         on_lan = f", LAN {host.lan} {host.lan_ip}" if host.lan else ""
+        on_lan += ", a VM" if host.machine == "vm" else ""
         env.out.print(
             f"lab host {host.name} up: ssh {host.ssh_user}@{host.ssh_host} "
             f"(private {host.private_ip}{behind}{on_lan}, namespace {host.ns})",
@@ -309,4 +365,42 @@ def _host_down(args: argparse.Namespace, env: Environment) -> ExitStatus:
             highlight=False,
             markup=False,
         )
+    return ExitStatus.OK
+
+
+def _host_reboot(args: argparse.Namespace, env: Environment) -> ExitStatus:
+    seconds = lab.host_reboot(args.name, _prefix(args, env))
+    if args.json:
+        _print_json(env, {"name": args.name, "rebooted": True, "seconds": round(seconds, 1)})
+    else:
+        env.out.print(f"lab VM {args.name} rebooted: SSH back after {seconds:.1f} s", highlight=False)
+    return ExitStatus.OK
+
+
+def _image_build(args: argparse.Namespace, env: Environment) -> ExitStatus:
+    from cloudcast.lab import image
+
+    def say(line: str) -> None:
+        if not args.json:
+            env.err.print(f"image: {line}", highlight=False, markup=False)
+
+    built, fresh = image.build(force=args.force, environ=env.environ, say=say)
+    if args.json:
+        _print_json(env, {**built.to_json(), "built": fresh})
+    else:
+        verb = "built" if fresh else "cached (recipe unchanged)"
+        env.out.print(f"VM image {built.recipe_hash} {verb}: {built.root}", highlight=False, markup=False)
+    return ExitStatus.OK
+
+
+def _image_status(args: argparse.Namespace, env: Environment) -> ExitStatus:
+    from cloudcast.lab import image
+
+    current = image.current(env.environ)
+    if args.json:
+        _print_json(env, {**current.to_json(), "complete": current.complete()})
+    else:
+        state = "built" if current.complete() else "not built (run `cloudcast lab image build`)"
+        line = f"VM image {current.recipe_hash}: {state}: {current.root}"
+        env.out.print(line, highlight=False, markup=False)
     return ExitStatus.OK

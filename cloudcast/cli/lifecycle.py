@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from cloudcast.cli.env import Environment
-from cloudcast.cli.options import add_common, add_preflight, context
+from cloudcast.cli.options import add_common, add_lab_machine, add_preflight, context
 from cloudcast.errors import CloudcastError, ExitStatus
 
 
@@ -30,6 +30,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--lab", action="store_true", help="rehearse: run every site as lab hosts of the same shape"
     )
+    add_lab_machine(p)
     p.add_argument("--skip-bootstrap", action="store_true", help="infrastructure and routes only; no SSH")
     p.add_argument("--skip-verify", action="store_true", help="do not probe pairs at the end")
     p.add_argument(
@@ -51,6 +52,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
     p.add_argument("--lab", action="store_true", help="destroy the rehearsal made by `apply --lab`")
+    add_lab_machine(p)
     p.add_argument("--json", action="store_true", help="JSON event lines on stdout")
     add_common(p)
     p.set_defaults(func=cmd_destroy)
@@ -82,6 +84,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         p = sub.add_parser(name, help=short, description=long)
         p.add_argument("spec", metavar="SPEC")
         p.add_argument("--lab", action="store_true", help="the rehearsal made by `apply --lab`")
+        add_lab_machine(p)
         if name == "output":
             p.add_argument("--format", choices=("json", "hosts", "ssh-config", "ansible"), default="json")
         else:

@@ -32,6 +32,15 @@ def add_preflight(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_lab_machine(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--lab-machine",
+        choices=("namespace", "vm"),
+        help="with --lab: make every rehearsal host this machine (vm: QEMU guests of the lab "
+        "image, with their own kernel and systemd); default: what lab sites say, else namespace",
+    )
+
+
 def reporter_for(args: argparse.Namespace, env: Environment) -> Reporter:
     from cloudcast.cli.progress import ConsoleReporter, JsonReporter
 
@@ -40,9 +49,13 @@ def reporter_for(args: argparse.Namespace, env: Environment) -> Reporter:
 
 def context(args: argparse.Namespace, env: Environment, *, rehearsal: bool = False) -> Context:
     from cloudcast.pipeline.context import Context
+    from cloudcast.spec.models import Machine
+
+    machine = getattr(args, "lab_machine", None)
     return Context.load(
         Path(args.spec),
-        rehearsal=rehearsal or bool(getattr(args, "lab", False)),
+        rehearsal=rehearsal or bool(getattr(args, "lab", False)) or machine is not None,
+        lab_machine=Machine(machine) if machine else None,
         environ=env.environ,
         terraform_bin=getattr(args, "terraform_bin", None),
         reporter=reporter_for(args, env),

@@ -1,7 +1,9 @@
 """The local lab: simulated hosts on this machine, each in its own namespaces.
 
 Hosts (own sshd, /etc, /var, /root, /run, /tmp), a routed simulated internet in 198.18.0.0/15
-with no uplink, and NAT / double-NAT routers. Needs root. See `cloudcast lab --help`.
+with no uplink, and NAT / double-NAT routers. A host may also be a QEMU virtual machine (its
+own kernel and systemd) on the same links, booted from a cached Debian image (`lab image
+build`). Needs root. See `cloudcast lab --help`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from cloudcast.lab.api import (
     down,
     exec_in,
     host_down,
+    host_reboot,
     host_up,
     kill_host,
     status,
@@ -32,6 +35,7 @@ __all__ = [
     "down",
     "exec_in",
     "host_down",
+    "host_reboot",
     "host_up",
     "kill_host",
     "status",

@@ -15,13 +15,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from cloudcast.errors import LabError
-from cloudcast.lab import hosts, internet, lan, nat, netns, proc
+from cloudcast.lab import hosts, image, internet, lan, mirror, nat, netns, proc, vm
 from cloudcast.lab.models import LabHost, LabStatus, LabTeardown
 from cloudcast.lab.registry import (
     HostRecord,
     LabPaths,
     Registry,
     check_lan,
+    check_machine,
     check_name,
     check_nat,
     check_public_ip,
@@ -52,8 +53,17 @@ def _router_names(paths: LabPaths, record: HostRecord) -> tuple[str, ...]:
     return tuple(paths.router_ns(record.name, level) for level in range(1, levels + 1))
 
 
+def _alive(paths: LabPaths, record: HostRecord) -> bool:
+    """sshd runs as the host's PID 1, or the VM's QEMU runs in the host's namespace."""
+    ino = netns.inode(paths.host_ns(record.name))
+    if record.machine == "vm":
+        return vm.is_alive(record.pid, ino)
+    return hosts.is_alive(record.pid, ino)
+
+
 def _to_host(paths: LabPaths, record: HostRecord) -> LabHost:
     ns = paths.host_ns(record.name)
+    alive = _alive(paths, record)
     return LabHost(
         name=record.name,
         ns=ns,
@@ -67,9 +77,11 @@ def _to_host(paths: LabPaths, record: HostRecord) -> LabHost:
         lan=record.lan,
         lan_ip=record.lan_ip,
         pid=record.pid,
-        alive=hosts.is_alive(record.pid, netns.inode(ns)),
+        alive=alive,
         cut=record.cut,
         routers=_router_names(paths, record),
+        machine=record.machine,
+        ssh_ready=alive and (record.machine != "vm" or vm.ssh_port_open(record.public_ip)),
     )
 
 
@@ -108,6 +120,7 @@ def host_up(
     lan_index: int | None = None,
     site_lan: str = "",
     lan_ip: str = "",
+    machine: str = "namespace",
 ) -> LabHost:
     """Make sure host `name` exists with this public IP and NAT mode, and that sshd runs.
 
@@ -118,19 +131,33 @@ def host_up(
     NAT); by default the lowest one free. `site_lan` and `lan_ip` (both or neither) plug the
     host into the site LAN of that name (a bridge shared by the site's hosts) as `lan0` with
     address `lan_ip` (A.B.C.D/LEN); `eth0` on the internet stays, for SSH.
+    `machine="vm"` makes the host a QEMU guest of the cached image (`lab image build`) on the
+    same links; it returns once the controller can log in (the boot runs outside the lab's
+    lock, so Terraform boots many VMs at once). A changed machine or extra key rebuilds a VM.
     """
     paths = _paths(prefix)
     check_name(name)
     address = str(check_public_ip(public_ip))
     mode = check_nat(nat)
     site = check_lan(site_lan, lan_ip)
+    kind = check_machine(machine)
     if lan_index is not None and not 1 <= lan_index <= 254:
         raise LabError(f"invalid LAN index {lan_index}: use 1-254")
+    if kind == "vm":
+        vm.require_tools()
+        image.require()
     keys = tuple(k.strip() for k in authorized_keys if k.strip())
     with locked(paths):
         registry = Registry.load(paths)
-        record = _host_up_locked(paths, registry, name, address, mode, keys, lan_index, site)
-        return _to_host(paths, record)
+        record = _host_up_locked(paths, registry, name, address, mode, keys, lan_index, site, kind)
+    return _ready(paths, record)
+
+
+def _ready(paths: LabPaths, record: HostRecord) -> LabHost:
+    """The host once it answers: a VM is waited for here, without the lab's lock."""
+    if record.machine == "vm":
+        vm.wait_ready(paths, record, paths.key_file)
+    return _to_host(paths, record)
 
 
 def _prepare_lab(paths: LabPaths) -> str:
@@ -149,9 +176,11 @@ def _host_up_locked(
     keys: tuple[str, ...],
     lan_index: int | None,
     site: tuple[str, str] = ("", ""),
+    machine: str = "namespace",
 ) -> HostRecord:
     controller_pub = _prepare_lab(paths)
     mode = check_nat(mode)
+    kind = check_machine(machine)
     site_lan, lan_ip = site
     for other in registry.hosts.values():
         if other.name != name and other.public_ip == address:
@@ -178,13 +207,16 @@ def _host_up_locked(
         and existing.nat == mode
         and existing.lan_index == want_lan
         and (existing.lan, existing.lan_ip) == (site_lan, lan_ip)
+        and existing.machine == kind
+        # keys reach a VM only through its seed, at its first boot
+        and (kind != "vm" or existing.authorized_keys == keys)
     )
     if existing is not None and same_shape and _network_intact(paths, existing):
         record = existing
         if record.authorized_keys != keys:
             record = record.with_(authorized_keys=keys)
             hosts.write_authorized_keys(paths, record, controller_pub)
-        if not hosts.is_alive(record.pid, netns.inode(paths.host_ns(name))):
+        if not _alive(paths, record):
             record = _start_process(paths, record, controller_pub)
         if record != existing:
             registry.hosts[name] = record
@@ -204,7 +236,10 @@ def _host_up_locked(
         cut=existing.cut if existing is not None and same_shape else False,
         lan=site_lan,
         lan_ip=lan_ip,
+        machine=kind,
     )
+    if existing is not None and same_shape:  # the same machine (a VM keeps its cloud-init instance)
+        record = record.with_(created=existing.created)
     registry.hosts[name] = record
     registry.save()
     try:
@@ -227,6 +262,8 @@ def _network_intact(paths: LabPaths, record: HostRecord) -> bool:
         return False
     if record.lan and not lan.attached(paths, record.lan, record.link_index):
         return False
+    if record.machine == "vm" and not netns.link_exists(paths.host_ns(record.name), "tap0"):
+        return False
     return internet.links_on_system(paths).issuperset({record.link_index})
 
 
@@ -240,6 +277,8 @@ def _build_network(paths: LabPaths, record: HostRecord) -> None:
         internet.attach(paths, record.link_index, host_ns, "eth0", record.public_ip)
     if record.lan:
         lan.attach(paths, record.lan, record.link_index, host_ns, record.lan_ip)
+    if record.machine == "vm":
+        vm.plumb(paths, record)
     if record.cut:
         internet.cut(paths, record.public_ip)
 
@@ -247,6 +286,11 @@ def _build_network(paths: LabPaths, record: HostRecord) -> None:
 def _start_process(paths: LabPaths, record: HostRecord, controller_pub: str) -> HostRecord:
     ns = paths.host_ns(record.name)
     netns.stop_processes(ns)  # a half-dead host: nothing of it may linger
+    if record.machine == "vm":
+        built = image.require()
+        mirror.ensure(paths, built.mirror)
+        vm.prepare(paths, record, [controller_pub, *record.authorized_keys], built)
+        return record.with_(pid=vm.start(paths, record, built))
     init = hosts.prepare_dirs(paths, record, controller_pub)
     pid = hosts.start(paths, record, init)
     record = record.with_(pid=pid)
@@ -315,16 +359,18 @@ def up(hosts: int = 0, nat: int = 0, double_nat: int = 0, prefix: str | None = N
     with locked(paths):
         _prepare_lab(paths)
         registry = Registry.load(paths)
-        made: list[LabHost] = []
+        records: list[HostRecord] = []
         for i in range(1, hosts + 1):
             mode = "none" if i <= public else "nat" if i <= public + nat else "double"
             name = f"host{i}"
             existing = registry.hosts.get(name)
             keys = existing.authorized_keys if existing is not None else ()
             site = (existing.lan, existing.lan_ip) if existing is not None else ("", "")
-            record = _host_up_locked(paths, registry, name, str(FIRST_IP + i), mode, keys, None, site)
-            made.append(_to_host(paths, record))
-        return made
+            kind = existing.machine if existing is not None else "namespace"
+            records.append(
+                _host_up_locked(paths, registry, name, str(FIRST_IP + i), mode, keys, None, site, kind)
+            )
+    return [_ready(paths, record) for record in records]
 
 
 # --- tearing down -------------------------------------------------------------------------
@@ -339,7 +385,8 @@ def _kill_marked(paths: LabPaths, only_host: str | None = None) -> int:
         marker += only_host + "."
     victims = []
     for pid in proc.all_pids():
-        if pid == os.getpid() or proc.comm(pid) not in ("sshd", "unshare", "sh"):
+        comm = proc.comm(pid)
+        if pid == os.getpid() or not (comm in ("sshd", "unshare", "sh") or comm.startswith("qemu-system")):
             continue
         line = " ".join(proc.cmdline(pid))
         if (host_dir in line or marker in line) and proc.is_running(pid):
@@ -431,11 +478,14 @@ def _record(paths: LabPaths, name: str) -> HostRecord:
 
 
 def kill_host(name: str, prefix: str | None = None) -> None:
-    """SIGKILL the host's sshd (PID 1): all its processes die; namespace and addresses stay."""
+    """SIGKILL the host's sshd (PID 1), or a VM's QEMU: all its processes die; namespace,
+    addresses (and a VM's disk) stay, and `host_up` with the same arguments starts it again."""
     paths = _paths(prefix)
     with locked(paths):
         record = _record(paths, name)
-        if record.pid is not None and hosts.is_alive(record.pid, netns.inode(record_ns(paths, record))):
+        if record.pid is not None and record.machine == "vm" and _alive(paths, record):
+            vm.power_off(record.pid)  # a power cut: the guest's disk stays for `host-up`
+        elif record.pid is not None and _alive(paths, record):
             os.kill(record.pid, signal.SIGKILL)
             if proc.wait_gone([record.pid], 5.0):
                 raise LabError(f"lab host {name} (pid {record.pid}) survived SIGKILL")
@@ -482,9 +532,11 @@ def exec_in(
     """Run `argv` inside a host (its mount, UTS, network and PID namespaces), as root."""
     paths = _paths(prefix)
     record = _record(paths, name)
-    if not hosts.is_alive(record.pid, netns.inode(paths.host_ns(name))):
+    if not _alive(paths, record):
         raise LabError(f"lab host {name} is not running", hint="start it again with `lab host-up`")
     assert record.pid is not None
+    if record.machine == "vm":
+        return _exec_vm(paths, record, argv, input=input, timeout=timeout, check=check, env=env)
     environ = {
         "PATH": os.pathsep.join(proc.SYSTEM_PATH),
         "HOME": "/root",
@@ -521,3 +573,39 @@ def exec_in(
         detail = (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[-1]
         raise LabError(f"`{' '.join(argv)}` failed on lab host {name}: {detail}")
     return result
+
+
+def _exec_vm(
+    paths: LabPaths,
+    record: HostRecord,
+    argv: Sequence[str],
+    *,
+    input: str | None,
+    timeout: float,
+    check: bool,
+    env: Iterable[tuple[str, str]],
+) -> subprocess.CompletedProcess[str]:
+    """`exec_in` on a VM: over SSH with the controller key, as on any real machine."""
+    command = ["env", *(f"{k}={v}" for k, v in env), *argv] if env else list(argv)
+    try:
+        result = vm.run(paths.key_file, record.public_ip, command, timeout=timeout, input=input)
+    except subprocess.TimeoutExpired as exc:
+        raise LabError(f"`{' '.join(argv)}` on lab VM {record.name} timed out after {timeout:g} s") from exc
+    if check and result.returncode != 0:
+        detail = (result.stderr.strip().splitlines() or [f"exit {result.returncode}"])[-1]
+        raise LabError(f"`{' '.join(argv)}` failed on lab VM {record.name}: {detail}")
+    return result
+
+
+def host_reboot(name: str, prefix: str | None = None) -> float:
+    """Reboot a VM host from inside (`systemctl reboot`); returns the seconds until SSH is back."""
+    paths = _paths(prefix)
+    record = _record(paths, name)
+    if record.machine != "vm":
+        raise LabError(
+            f"lab host {name} is a namespace host: it has no kernel of its own to reboot",
+            hint="`lab host-up` restarts a namespace host; VM hosts (--machine vm) reboot",
+        )
+    if not _alive(paths, record):
+        raise LabError(f"lab VM {name} is off", hint="power it on with `lab host-up`")
+    return vm.reboot(paths, record, paths.key_file)

@@ -174,7 +174,11 @@ def _make_root_link(paths: LabPaths) -> None:
 
 def attach(paths: LabPaths, index: int, ns: str, ifname: str, public_ip: str) -> None:
     """Link namespace `ns` (its end named `ifname`, holding `public_ip`) to the internet."""
-    link = inet_link(index)
+    attach_link(paths, inet_link(index), ns, ifname, public_ip)
+
+
+def attach_link(paths: LabPaths, link: str, ns: str, ifname: str, public_ip: str) -> None:
+    """`attach` with the internet side's link name given (`v<N>` for hosts)."""
     _delete_link(paths.inet_ns, link)
     proc.run(
         [
@@ -211,6 +215,11 @@ def attach(paths: LabPaths, index: int, ns: str, ifname: str, public_ip: str) ->
             f"route add {INTERNET} via {ROUTER_IP} dev {ifname} onlink",
         ],
     )
+
+
+def proxy_arp(paths: LabPaths, index: int) -> None:
+    """Answer ARP on a host's link for the whole range: a VM holds its address as a /15."""
+    netns.sysctl(paths.inet_ns, {f"net.ipv4.conf.{inet_link(index)}.proxy_arp": "1"})
 
 
 def links_on_system(paths: LabPaths) -> set[int]:

@@ -31,10 +31,21 @@ class LabHost:
     alive: bool
     cut: bool
     routers: tuple[str, ...]
+    machine: str = "namespace"  # or "vm": a QEMU guest whose NICs are taps in `ns`
+    ssh_ready: bool = False  # a VM's sshd answers (namespace hosts: sshd is PID 1, so `alive`)
 
     @property
     def instance_id(self) -> str:
         return f"lab:{self.ns}"
+
+    @property
+    def state(self) -> str:
+        """up, cut or dead; a VM is off, booting (QEMU runs, SSH does not answer yet), up or cut."""
+        if not self.alive:
+            return "off" if self.machine == "vm" else "dead"
+        if self.machine == "vm" and not self.ssh_ready:
+            return "booting"
+        return "cut" if self.cut else "up"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -54,6 +65,8 @@ class LabHost:
             "alive": self.alive,
             "cut": self.cut,
             "routers": list(self.routers),
+            "machine": self.machine,
+            "state": self.state,
         }
 
 

@@ -38,6 +38,11 @@ def search_path() -> str:
     return os.pathsep.join(dirs + [d for d in SYSTEM_PATH if d not in dirs])
 
 
+def which(tool: str) -> str | None:
+    """Where `tool` is, on $PATH or in the system directories."""
+    return shutil.which(tool, path=search_path())
+
+
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment for commands we run: ours, with the full search path."""
     return {**os.environ, "PATH": search_path(), **(extra or {})}
@@ -95,6 +100,7 @@ def run(
     timeout: float = 30.0,
     what: str | None = None,
     env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run a command, capturing output; with `check`, a failure raises LabError."""
     try:
@@ -107,6 +113,7 @@ def run(
             check=False,
             stdin=None if input is not None else subprocess.DEVNULL,
             env=child_env(env),
+            cwd=cwd,
         )
     except FileNotFoundError as exc:
         raise LabError(f"`{argv[0]}` is not installed", hint=_INSTALL_HINT) from exc

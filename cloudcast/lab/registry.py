@@ -29,11 +29,14 @@ LOCK_TIMEOUT = 300.0
 
 NatMode = Literal["none", "nat", "double"]
 NAT_MODES: tuple[NatMode, ...] = ("none", "nat", "double")
+Machine = Literal["namespace", "vm"]
+MACHINES: tuple[Machine, ...] = ("namespace", "vm")
 
 #: The simulated internet: the benchmarking range, never routed on the real internet.
 INTERNET = ipaddress.IPv4Network("198.18.0.0/15")
 ROUTER_IP = ipaddress.IPv4Address("198.18.0.1")  # the internet's side of every link
 ROOT_IP = ipaddress.IPv4Address("198.18.0.2")  # the root namespace's one address
+MIRROR_IP = ipaddress.IPv4Address("198.18.0.3")  # the package mirror VMs install from
 
 _PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,10}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]{0,38}[A-Za-z0-9])?$")
@@ -65,11 +68,11 @@ def check_public_ip(text: str) -> ipaddress.IPv4Address:
         address = ipaddress.IPv4Address(text)
     except ValueError as exc:
         raise LabError(f"invalid public IP {text!r}: not an IPv4 address") from exc
-    reserved = {INTERNET.network_address, INTERNET.broadcast_address, ROUTER_IP, ROOT_IP}
+    reserved = {INTERNET.network_address, INTERNET.broadcast_address, ROUTER_IP, ROOT_IP, MIRROR_IP}
     if address not in INTERNET or address in reserved:
         raise LabError(
-            f"lab public IP {address} must lie in {INTERNET} and not be "
-            f"{ROUTER_IP} (the internet router) or {ROOT_IP} (this machine)",
+            f"lab public IP {address} must lie in {INTERNET} and not be {ROUTER_IP} (the "
+            f"internet router), {ROOT_IP} (this machine) or {MIRROR_IP} (the package mirror)",
             hint="the lab hands out 198.19.0.11, 198.19.0.12, ...",
         )
     return address
@@ -100,6 +103,12 @@ def check_nat(nat: str) -> NatMode:
     if nat not in NAT_MODES:
         raise LabError(f"invalid NAT mode {nat!r}: use one of {', '.join(NAT_MODES)}")
     return nat
+
+
+def check_machine(machine: str) -> Machine:
+    if machine not in MACHINES:
+        raise LabError(f"invalid machine {machine!r}: use one of {', '.join(MACHINES)}")
+    return machine
 
 
 @dataclass(frozen=True)
@@ -146,6 +155,11 @@ class LabPaths:
     def host_dir(self, name: str) -> Path:
         return self.state_dir / "hosts" / name
 
+    @property
+    def mirror_ns(self) -> str:
+        """The package mirror's namespace (a '.' no host name can contain)."""
+        return f"{self.prefix}-srv.mirror"
+
     def lan_ns(self, lan: str) -> str:
         """The namespace holding LAN `lan`'s bridge (a '.' no host name can contain)."""
         return f"{self.prefix}-lan.{lan}"
@@ -166,11 +180,12 @@ class HostRecord:
     lan_index: int  # N of 100.64.N.0/24 (and 100.65.N.0/24); 0 without NAT
     link_index: int  # the internet side of the host's link is `v<link_index>`
     authorized_keys: tuple[str, ...] = ()
-    pid: int | None = None  # sshd, PID 1 of the host
+    pid: int | None = None  # sshd, PID 1 of the host; QEMU for a VM
     cut: bool = False
     created: float = field(default_factory=time.time)
     lan: str = ""  # the site LAN the host has a second interface (`lan0`) on; "" for none
     lan_ip: str = ""  # its address there with the prefix length, e.g. 10.1.0.10/24
+    machine: Machine = "namespace"
 
     @property
     def private_ip(self) -> str:
@@ -199,6 +214,7 @@ class HostRecord:
             created=float(data.get("created", 0.0)),
             lan=str(data.get("lan", "")),
             lan_ip=str(data.get("lan_ip", "")),
+            machine=check_machine(str(data.get("machine", "namespace"))),
         )
 
     def with_(self, **changes: Any) -> HostRecord:

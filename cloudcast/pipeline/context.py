@@ -13,7 +13,7 @@ from cloudcast.events import NullReporter, Reporter
 from cloudcast.plan import NetworkPlan, build_plan
 from cloudcast.spec import Spec, load_spec
 from cloudcast.spec.files import expand_user
-from cloudcast.spec.models import Backend, Provider, Site
+from cloudcast.spec.models import Backend, Machine, Provider, Site
 from cloudcast.ssh import SSHConnector, SSHOptions
 from cloudcast.state import RemoteState, State, WorkDir, load_state
 from cloudcast.terraform import Terraform, compile_root, find_binary, read_public_key
@@ -40,13 +40,15 @@ class Context:
         terraform_bin: str | None = None,
         reporter: Reporter | None = None,
         workdir: Path | None = None,
+        lab_machine: Machine | None = None,
     ) -> Context:
-        """Load and validate the spec; `rehearsal` swaps every site for lab hosts of its shape."""
+        """Load and validate the spec; `rehearsal` swaps every site for lab hosts of its shape
+        (namespaces, or with `lab_machine` vm, virtual machines)."""
         spec = load_spec(spec_path, environ)
         # absolute: Terraform runs in its own working dir, where relative paths mean something else
         base = (workdir or _workdir_for(spec_path, spec)).resolve()
         if rehearsal:
-            spec = as_lab(spec)
+            spec = as_lab(spec, lab_machine)
             base = base / "rehearsal"
         env = dict(os.environ if environ is None else environ)
         return cls(
@@ -136,12 +138,20 @@ def _workdir_for(spec_path: Path, spec: Spec) -> Path:
     return spec_path.parent / ".cloudcast" / spec.name
 
 
-def as_lab(spec: Spec) -> Spec:
-    """The same network on lab hosts: same names, NAT shape, services and addresses."""
+def as_lab(spec: Spec, machine: Machine | None = None) -> Spec:
+    """The same network on lab hosts: same names, NAT shape, services and addresses.
+
+    `machine` makes every host that machine (`--lab-machine`); without it lab sites keep theirs.
+    """
     sites = []
     for site in spec.sites:
-        nodes = [node.model_copy(update={"ssh": None, "size": None, "image": None}) for node in site.nodes]
+        drop: dict[str, Any] = {"ssh": None, "size": None, "image": None}
+        if machine is not None:
+            drop["machine"] = None
+        nodes = [node.model_copy(update=drop) for node in site.nodes]
         data: dict[str, Any] = {"provider": Provider.LAB, "region": None, "nodes": nodes}
+        if machine is not None:
+            data["machine"] = machine
         sites.append(site.model_copy(update=data))
     # lab hosts take root logins on port 22 with the lab's own controller key
     ssh = type(spec.ssh)(sources=spec.ssh.sources)

@@ -113,6 +113,8 @@ def _providers(spec: Spec) -> Iterator[str]:
     for i, site in enumerate(spec.sites):
         if site.provider in CLOUD and not site.region:
             yield f"sites[{i}].region: required for provider {site.provider.value}"
+        if site.provider is not Provider.LAB and site.machine is not None:
+            yield f"sites[{i}].machine: only lab sites choose their machine ({site.provider.value})"
         for j, node in enumerate(site.nodes):
             path = f"sites[{i}].nodes[{j}]"
             host = node.ssh.host if node.ssh else None
@@ -122,6 +124,11 @@ def _providers(spec: Spec) -> Iterator[str]:
                 yield (
                     f"{path}.ssh.host: the address of {site.provider.value} nodes comes from "
                     f"Terraform; remove it ({host!r})"
+                )
+            if site.provider is not Provider.LAB and node.machine is not None:
+                yield (
+                    f"{path}.machine: only lab nodes choose their machine "
+                    f"({site.provider.value} site {site.name!r})"
                 )
             if site.provider in CLOUD and node.behind_nat:
                 yield (

@@ -57,6 +57,13 @@ class Provider(StrEnum):
     LAB = "lab"
 
 
+class Machine(StrEnum):
+    """What a lab host is: network namespaces on this machine, or a virtual machine."""
+
+    NAMESPACE = "namespace"
+    VM = "vm"
+
+
 class Role(StrEnum):
     MEMBER = "member"
     GATEWAY = "gateway"
@@ -167,6 +174,11 @@ class Node(_Model):
         "NAT); it initiates its tunnels and keeps them alive.",
     )
     ssh: NodeSSH | None = Field(default=None, description="SSH overrides for this node.")
+    machine: Machine | None = Field(
+        default=None,
+        description="Lab nodes: namespace (namespaces on this machine) or vm (a QEMU virtual "
+        "machine with its own kernel); default: the site's, else namespace.",
+    )
 
 
 class Site(_Model):
@@ -179,6 +191,13 @@ class Site(_Model):
         default=None, description="The site's private CIDR; allocated when absent."
     )
     nodes: list[Node] = Field(min_length=1)
+    machine: Machine | None = Field(
+        default=None, description="Lab sites: the machine of nodes that name none (default namespace)."
+    )
+
+    def machine_of(self, node: Node) -> Machine:
+        """The node's own machine, else the site's, else a namespace."""
+        return node.machine or self.machine or Machine.NAMESPACE
 
 
 class Service(_Model):

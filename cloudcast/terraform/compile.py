@@ -187,7 +187,9 @@ def _module_args(
     if site.provider == Provider.LAB.value:
         block["lab_command"] = [sys.executable, "-m", "cloudcast"]
         block["lab_prefix"] = lab_prefix or env.get("CLOUDCAST_LAB_PREFIX") or "cclab"
-        block["nodes"] = {n.name: _lab_node(n, site) for n in nodes}
+        spec_site = next(s for s in spec.sites if s.name == site.name)
+        machines = {node.name: spec_site.machine_of(node).value for node in spec_site.nodes}
+        block["nodes"] = {n.name: _lab_node(n, site, machines[n.name]) for n in nodes}
         return block
     if not ssh_public_key:
         raise PlanError(
@@ -217,7 +219,7 @@ def _module_args(
     return block
 
 
-def _lab_node(n: NodePlan, site: SitePlan) -> dict[str, Any]:
+def _lab_node(n: NodePlan, site: SitePlan, machine: str = "namespace") -> dict[str, Any]:
     """A lab host; with a planned private address it is also on the site's LAN (`lan0`)."""
     node: dict[str, Any] = {
         "public_ip": n.lab.public_ip if n.lab else "",
@@ -225,6 +227,8 @@ def _lab_node(n: NodePlan, site: SitePlan) -> dict[str, Any]:
         "role": n.role,
         "lan_index": (n.lab.index + 1) if n.lab else 0,
     }
+    if machine != "namespace":  # namespace hosts keep the inputs they had before VMs
+        node["machine"] = machine
     if n.private_ip:
         node["lan"] = site.name
         node["lan_ip"] = f"{n.private_ip}/{ip_network(site.cidr).prefixlen}"

@@ -31,14 +31,15 @@ resource "terraform_data" "node" {
     private_ip     = local.private_ip[each.key]
     lan            = each.value.lan
     lan_ip         = each.value.lan_ip
+    machine        = each.value.machine
     ns             = "${var.lab_prefix}-${each.key}"
     lab_prefix     = var.lab_prefix
     lab_command    = var.lab_command
     ssh_public_key = var.ssh_public_key
   }
 
-  # A new address, NAT shape, site LAN or key is a new machine, as a changed instance would be.
-  # (The LAN joins the list only when set, so hosts without one keep their old triggers.)
+  # A new address, NAT shape, site LAN, key or machine is a new machine, as a changed instance
+  # would be. (LAN and machine join the list only when set, so older hosts keep their triggers.)
   triggers_replace = concat(
     [
       var.lab_prefix,
@@ -48,6 +49,7 @@ resource "terraform_data" "node" {
       var.ssh_public_key,
     ],
     each.value.lan == "" ? [] : [each.value.lan, each.value.lan_ip],
+    each.value.machine == "namespace" ? [] : [each.value.machine],
   )
 
   provisioner "local-exec" {
@@ -58,6 +60,7 @@ resource "terraform_data" "node" {
         ["lab", "host-up", self.input.name, "--ip", self.input.public_ip, "--nat", self.input.nat],
         self.input.nat == "none" ? [] : ["--lan-index", tostring(self.input.lan_index)],
         self.input.lan == "" ? [] : ["--lan", self.input.lan, "--lan-ip", self.input.lan_ip],
+        self.input.machine == "namespace" ? [] : ["--machine", self.input.machine],
         self.input.ssh_public_key == "" ? [] : ["--authorized-key", self.input.ssh_public_key],
       ) : "'${replace(arg, "'", "'\\''")}'"
     ])

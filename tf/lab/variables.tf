@@ -49,6 +49,8 @@ variable "nodes" {
     (100.64.N.0/24; 100.65.N.0/24 behind double NAT); ignored without NAT. role: recorded only.
     lan / lan_ip: the site LAN the host joins as `lan0` (a bridge shared by every host with the
     same lan) and its address there with the prefix length, e.g. "10.1.0.10/24"; both or neither.
+    machine: "namespace" (namespaces on this machine) or "vm" (a QEMU guest whose NIC is a tap
+    in the host's namespace; needs `cloudcast lab image build`).
   EOT
   type = map(object({
     public_ip = string
@@ -57,7 +59,13 @@ variable "nodes" {
     lan_index = optional(number, 0)
     lan       = optional(string, "")
     lan_ip    = optional(string, "")
+    machine   = optional(string, "namespace")
   }))
+
+  validation {
+    condition     = alltrue([for n in values(var.nodes) : contains(["namespace", "vm"], n.machine)])
+    error_message = "Each node's machine must be \"namespace\" or \"vm\"."
+  }
 
   validation {
     condition     = alltrue([for n in values(var.nodes) : contains(["none", "nat", "double"], n.nat)])
