@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from enum import IntEnum
+from typing import Any
 
 
 class ExitStatus(IntEnum):
-    """Process exit codes, following Terraform's `-detailed-exitcode` habit."""
+    """Process exit codes, following Terraform's: 0 success, 1 error (usage errors too), and with
+    `-detailed-exitcode` 2 for "something to act on" (`plan`: changes; `status`: a stale peer)."""
 
     OK = 0
     ERROR = 1
-    CHANGES = 2  # `plan`: the plan has changes
+    USAGE = 1  # an unknown flag or a missing argument: Terraform's 1, never 2 ("changes")
+    CHANGES = 2  # `plan -detailed-exitcode`: the plan has changes
+    STALE = 2  # `status -detailed-exitcode`: a peer has no recent handshake, or a node is down
     INTERRUPTED = 130
 
 
@@ -19,11 +24,27 @@ class CloudcastError(Exception):
 
     exit_status: ExitStatus = ExitStatus.ERROR
 
-    def __init__(self, message: str, *, hint: str | None = None, details: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        details: str = "",
+        records: Sequence[tuple[str, Mapping[str, Any]]] = (),
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
         self.details = details  # printed before the one-line error (e.g. the verify matrix)
+        #: the same for machines: (type, payload) JSON records written before the error record
+        #: with `--json` (e.g. `("verify", result.to_dict())` for a failed apply)
+        self.records = tuple(records)
+
+
+class UsageError(CloudcastError):
+    """The command line is wrong (unknown flag, missing argument); the usage line is the details."""
+
+    exit_status = ExitStatus.USAGE
 
 
 class SpecError(CloudcastError):

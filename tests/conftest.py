@@ -1,6 +1,9 @@
 """Shared helpers: run the CLI in-process and capture what a user would see; one moto server.
 
 - `run_cli` / `cli`: the CLI in-process with an injected environment (CI=1 is always set).
+  Every `-json` record any invocation writes is validated against the event schema
+  (`cloudcast schema --events`) as it is written, and kept in `EMITTED` (see
+  tests/unit/test_json_contract.py): the suite's commands cannot drift from the contract.
 - `moto_server`: one moto server on 127.0.0.1 for the whole session (preflight and terraform
   tests share it). `MOTO_AMIS_PATH` replaces moto's stock AMI list with
   tests/fixtures/moto_amis.json: two Canonical Ubuntu 22.04 images (`MOTO_JAMMY_IDS`), so
@@ -13,6 +16,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import signal
@@ -25,11 +29,14 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import jsonschema
 import pytest
 from rich.console import Console
 
 from cloudcast.cli.env import Environment
+from cloudcast.cli.eventschema import event_schema
 from cloudcast.cli.main import run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +53,47 @@ class CliResult:
     err: str
 
 
+#: every `-json` record the suite's CLI invocations wrote: (argv, record)
+EMITTED: list[tuple[tuple[str, ...], dict[str, Any]]] = []
+_EVENTS = jsonschema.Draft202012Validator(event_schema())
+
+
+def json_mode(argv: tuple[str, ...]) -> bool:
+    """Whether this command line asks for JSON lines (`-json`, or `output` in its json format)."""
+    if any(a in ("--json", "-json") for a in argv):
+        return True
+    if argv[:1] == ("output",) and "--help" not in argv:
+        fmt = argv[argv.index("--format") + 1] if "--format" in argv[:-1] else "json"
+        return fmt == "json"
+    return False
+
+
+def check_records(argv: tuple[str, ...], out: str, code: int) -> list[dict[str, Any]]:
+    """Validate what a `-json` run wrote: every line one record of the schema; an `error`
+    record (with this exit status) exactly when the command failed, and as the last line.
+    Exit 2 is no failure: `-detailed-exitcode`'s "changes" (plan) or "stale" (status)."""
+    records = []
+    for line in out.splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            raise AssertionError(f"cloudcast {' '.join(argv)}: not a JSON line on stdout: {line[:200]!r}") from None
+        errors = sorted(_EVENTS.iter_errors(record), key=lambda e: list(e.absolute_path))
+        if errors:
+            best = jsonschema.exceptions.best_match(errors)
+            raise AssertionError(f"cloudcast {' '.join(argv)}: record {line[:300]} breaks the event schema: {best}")
+        records.append(record)
+        EMITTED.append((argv, record))
+    if code not in (0, 2):  # 2: `-detailed-exitcode`'s "changes" / "stale", not an error
+        assert records and records[-1]["type"] == "error", f"cloudcast {' '.join(argv)}: failed without an error record"
+        assert records[-1]["exit_status"] == code, records[-1]
+    else:
+        assert all(r["type"] != "error" for r in records), f"cloudcast {' '.join(argv)}: error record on success"
+    return records
+
+
 def run_cli(*argv: str, environ: dict[str, str] | None = None) -> CliResult:
     out, err = io.StringIO(), io.StringIO()
     env = Environment(
@@ -55,7 +103,10 @@ def run_cli(*argv: str, environ: dict[str, str] | None = None) -> CliResult:
         environ={"CI": "1", **(environ or {})},
     )
     code = run(list(argv), env)
-    return CliResult(int(code), out.getvalue(), err.getvalue())
+    result = CliResult(int(code), out.getvalue(), err.getvalue())
+    if json_mode(tuple(argv)):
+        check_records(tuple(argv), result.out, result.code)
+    return result
 
 
 @pytest.fixture

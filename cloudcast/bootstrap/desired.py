@@ -12,6 +12,7 @@ from ipaddress import IPv4Network
 from itertools import product
 
 from cloudcast.bootstrap.paths import LIBIPSEC_IF, ROUTE_PROTO, TABLE, USERSPACE_ENV, Paths
+from cloudcast.bootstrap.policy import policy_context
 from cloudcast.bootstrap.render import render
 from cloudcast.errors import BootstrapError, UnsafeValueError
 from cloudcast.inventory.hosts import Inventory
@@ -284,6 +285,7 @@ def _firewall_file(ctx: _Inputs) -> ManagedFile:
         ipsec=plan.transport == "ipsec",
         libipsec=ctx.libipsec,
         libipsec_if=LIBIPSEC_IF,
+        policy=policy_context(plan, node, lambda name: _private_ip(plan, ctx.inventory, name)),
     )
     return ManagedFile(ctx.paths.firewall, text.encode())
 

@@ -288,8 +288,10 @@ def bootstrap(
     fleet: Fleet,
     *,
     replan: Replanner | None = None,
+    only: Collection[str] | None = None,
 ) -> BootstrapResult:
-    """Converge every host of `plan` (see the module docstring); never raises for one host.
+    """Converge every host of `plan` (or those in `only`: `-target`; see the module docstring);
+    never raises for one host.
 
     `fleet`: how hosts are reached; its connector's settings say how long to keep retrying a
     host whose SSH is not up yet (new VMs) and whether unknown host keys are refused.
@@ -300,7 +302,7 @@ def bootstrap(
         raise BootstrapError(f"transport {plan.transport!r} is not supported by the bootstrapper")
     started = time.monotonic()
     run = _Run(plan, inventory, fleet)
-    sessions, results = _sessions(plan, inventory, None)
+    sessions, results = _sessions(plan, inventory, only)
     fleet.fan_out(sessions, run.prepare, key=_name)
     gathered = {s.node.name: s.facts.public_key for s in sessions if s.facts and s.facts.public_key}
     keys = {**state.public_keys, **gathered}

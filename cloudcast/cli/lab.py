@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from rich.table import Table
 
 from cloudcast import lab
 from cloudcast.cli.env import Environment
+from cloudcast.cli.jsonout import emit
 from cloudcast.errors import ExitStatus
 from cloudcast.lab.models import LabHost, LabStatus
 
@@ -60,7 +60,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "1-11 lowercase letters and digits",
     )
     json_flag = argparse.ArgumentParser(add_help=False)
-    json_flag.add_argument("--json", action="store_true", help="print JSON for machines")
+    json_flag.add_argument(
+        "-json", "--json", action="store_true", help="one JSON record on stdout (`cloudcast schema --events`)"
+    )
 
     parser = sub.add_parser(
         "lab",
@@ -234,8 +236,9 @@ def _prefix(args: argparse.Namespace, env: Environment) -> str:
     return str(value)
 
 
-def _print_json(env: Environment, data: Any) -> None:
-    env.out.print(json.dumps(data, indent=2), markup=False, highlight=False, soft_wrap=True)
+def _print_json(env: Environment, kind: str, data: Any) -> None:
+    """One `lab.KIND` record in the cloudcast/v1 envelope (`cloudcast schema --events`)."""
+    emit(env.out, f"lab.{kind}", data)
 
 
 _STATE_STYLE = {"up": "green", "cut": "yellow", "booting": "yellow", "dead": "red", "off": "red"}
@@ -296,7 +299,7 @@ def _up(args: argparse.Namespace, env: Environment) -> ExitStatus:
     lab.up(hosts=args.hosts, nat=args.nat, double_nat=args.double_nat, prefix=prefix)
     status = lab.status(prefix)
     if args.json:
-        _print_json(env, status.to_json())
+        _print_json(env, "up", status.to_json())
     else:
         _print_status(env, status)
     return ExitStatus.OK
@@ -305,7 +308,7 @@ def _up(args: argparse.Namespace, env: Environment) -> ExitStatus:
 def _down(args: argparse.Namespace, env: Environment) -> ExitStatus:
     report = lab.down(_prefix(args, env))
     if args.json:
-        _print_json(env, report.to_json())
+        _print_json(env, "down", report.to_json())
     elif not report.namespaces and not report.state_dir and not report.root_link:
         env.out.print(f"lab {report.prefix}: nothing to remove")
     else:
@@ -322,7 +325,7 @@ def _down(args: argparse.Namespace, env: Environment) -> ExitStatus:
 def _status(args: argparse.Namespace, env: Environment) -> ExitStatus:
     status = lab.status(_prefix(args, env))
     if args.json:
-        _print_json(env, status.to_json())
+        _print_json(env, "status", status.to_json())
     else:
         _print_status(env, status)
     return ExitStatus.OK
@@ -341,7 +344,7 @@ def _host_up(args: argparse.Namespace, env: Environment) -> ExitStatus:
         machine=args.machine,
     )
     if args.json:
-        _print_json(env, host.to_json())
+        _print_json(env, "host-up", host.to_json())
     else:
         behind = "" if host.nat == "none" else f", behind {host.nat} NAT"
         on_lan = f", LAN {host.lan} {host.lan_ip}" if host.lan else ""
@@ -358,7 +361,7 @@ def _host_up(args: argparse.Namespace, env: Environment) -> ExitStatus:
 def _host_down(args: argparse.Namespace, env: Environment) -> ExitStatus:
     existed = lab.host_down(args.name, _prefix(args, env))
     if args.json:
-        _print_json(env, {"name": args.name, "removed": existed})
+        _print_json(env, "host-down", {"name": args.name, "removed": existed})
     else:
         env.out.print(
             f"lab host {args.name} {'removed' if existed else 'did not exist'}",
@@ -371,7 +374,7 @@ def _host_down(args: argparse.Namespace, env: Environment) -> ExitStatus:
 def _host_reboot(args: argparse.Namespace, env: Environment) -> ExitStatus:
     seconds = lab.host_reboot(args.name, _prefix(args, env))
     if args.json:
-        _print_json(env, {"name": args.name, "rebooted": True, "seconds": round(seconds, 1)})
+        _print_json(env, "host-reboot", {"name": args.name, "rebooted": True, "seconds": round(seconds, 1)})
     else:
         env.out.print(f"lab VM {args.name} rebooted: SSH back after {seconds:.1f} s", highlight=False)
     return ExitStatus.OK
@@ -386,7 +389,7 @@ def _image_build(args: argparse.Namespace, env: Environment) -> ExitStatus:
 
     built, fresh = image.build(force=args.force, environ=env.environ, say=say)
     if args.json:
-        _print_json(env, {**built.to_json(), "built": fresh})
+        _print_json(env, "image", {**built.to_json(), "built": fresh})
     else:
         verb = "built" if fresh else "cached (recipe unchanged)"
         env.out.print(f"VM image {built.recipe_hash} {verb}: {built.root}", highlight=False, markup=False)
@@ -398,7 +401,7 @@ def _image_status(args: argparse.Namespace, env: Environment) -> ExitStatus:
 
     current = image.current(env.environ)
     if args.json:
-        _print_json(env, {**current.to_json(), "complete": current.complete()})
+        _print_json(env, "image", {**current.to_json(), "complete": current.complete()})
     else:
         state = "built" if current.complete() else "not built (run `cloudcast lab image build`)"
         line = f"VM image {current.recipe_hash}: {state}: {current.root}"

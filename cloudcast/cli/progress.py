@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import time
-
 from rich.console import Console
 from rich.text import Text
+
+from cloudcast.cli.jsonout import emit
 
 _STYLE = {"terraform": "magenta", "bootstrap": "cyan", "verify": "green", "routes": "yellow"}
 
@@ -27,17 +26,10 @@ class ConsoleReporter:
 
 
 class JsonReporter:
-    """`--json`: one JSON object per line on stdout, for CI pipelines."""
+    """`--json`: one `progress` record per event on stdout, for CI pipelines."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
 
     def event(self, host: str, stage: str, message: str) -> None:
-        record = {
-            "ts": round(time.time(), 3),
-            "type": "event",
-            "stage": stage,
-            "host": host,
-            "message": message,
-        }
-        self.console.print(json.dumps(record), markup=False, highlight=False, soft_wrap=True)
+        emit(self.console, "progress", {"stage": stage, "host": host, "message": message})

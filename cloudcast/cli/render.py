@@ -2,10 +2,34 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.console import Console
 from rich.table import Table
 
 from cloudcast.pipeline.summary import PlanSummary
+
+if TYPE_CHECKING:
+    from cloudcast.pipeline.apply import DestroyPreview
+
+
+def print_destroy(console: Console, preview: DestroyPreview, *, max_resources: int = 40) -> None:
+    """What `destroy` removes, before it asks."""
+    if preview.empty:
+        console.print(f"[bold]Nothing to destroy[/] for {preview.network}: no resources, no static hosts.")
+        return
+    console.print(f"[bold]Destroy {preview.network}:[/] {len(preview.resources)} Terraform resources")
+    for addr in preview.resources[:max_resources]:
+        console.print(f"  [red]-[/] {addr}", highlight=False)
+    if len(preview.resources) > max_resources:
+        console.print(f"  … and {len(preview.resources) - max_resources} more")
+    if preview.machines:
+        console.print(f"machines destroyed: {', '.join(preview.machines)}", highlight=False)
+    if preview.cleaned:
+        console.print(
+            f"static hosts cleaned (tunnel, files, names, firewall removed): {', '.join(preview.cleaned)}",
+            highlight=False,
+        )
 
 
 def print_plan(console: Console, summary: PlanSummary, *, max_resources: int = 12) -> None:

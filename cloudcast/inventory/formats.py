@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
+from pathlib import Path
 
 import yaml
 
@@ -48,8 +50,15 @@ def _ansible_str(value: str, what: str) -> str:
     return value
 
 
-def render_inventory(plan: NetworkPlan, inv: Inventory, fmt: str) -> str:
-    """`fmt` is one of json, hosts, ssh-config, ansible."""
+def render_inventory(
+    plan: NetworkPlan, inv: Inventory, fmt: str, *, known_hosts: Sequence[Path] = ()
+) -> str:
+    """`fmt` is one of json, hosts, ssh-config, ansible.
+
+    `known_hosts`: the files holding the hosts' recorded keys; the ssh config names them
+    (`UserKnownHostsFile`) with `StrictHostKeyChecking yes`, so `ssh -F` checks every host key
+    against what cloudcast recorded instead of failing (or trusting a new key).
+    """
     rows = []
     for node in plan.nodes:
         host = inv.host(node.name)
@@ -62,6 +71,7 @@ def render_inventory(plan: NetworkPlan, inv: Inventory, fmt: str) -> str:
         return "".join(lines)
     if fmt == "ssh-config":
         out = []
+        files = " ".join(_ssh_value(str(path), "known_hosts file") for path in known_hosts)
         for n, h in rows:
             name, fqdn = _names(n)
             out.append(
@@ -72,6 +82,8 @@ def render_inventory(plan: NetworkPlan, inv: Inventory, fmt: str) -> str:
             )
             if h.ssh_key:
                 out.append(f"  IdentityFile {_ssh_value(h.ssh_key, f'node {name}: ssh key')}\n")
+            if files:
+                out.append(f"  UserKnownHostsFile {files}\n  StrictHostKeyChecking yes\n")
         return "".join(out)
     if fmt == "ansible":
         groups: dict[str, dict[str, object]] = {}

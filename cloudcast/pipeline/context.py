@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+import re
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cloudcast.errors import SpecError
+from cloudcast.errors import SpecError, StateError
 from cloudcast.events import NullReporter, Reporter
 from cloudcast.plan import NetworkPlan, build_plan
 from cloudcast.spec import Spec, load_spec
 from cloudcast.spec.files import expand_user
 from cloudcast.spec.models import Backend, Machine, Provider, Site
-from cloudcast.ssh import SSHConnector, SSHOptions
-from cloudcast.state import RemoteState, State, WorkDir, load_state
+from cloudcast.state import RemoteState, State, WorkDir, WorkDirLockedError, load_state, locked
 from cloudcast.terraform import Terraform, compile_root, find_binary, read_public_key
 from cloudcast.terraform.runner import EventSink
+
+if TYPE_CHECKING:  # paramiko is imported only by the commands that reach hosts
+    from cloudcast.ssh import Connector, Fleet, SSHConnector
 
 
 @dataclass
@@ -29,6 +34,10 @@ class Context:
     terraform_bin: str | None = None
     reporter: Reporter = field(default_factory=NullReporter)
     lab_prefix: str | None = None
+    #: `-lock-timeout`: how long to wait for the work dir's lock and Terraform's (a Go duration)
+    lock_timeout: str = "0s"
+    #: `-parallelism`: hosts reached at once over SSH, and Terraform's; None: the defaults
+    parallelism: int | None = None
 
     @classmethod
     def load(
@@ -41,6 +50,8 @@ class Context:
         reporter: Reporter | None = None,
         workdir: Path | None = None,
         lab_machine: Machine | None = None,
+        lock_timeout: str = "0s",
+        parallelism: int | None = None,
     ) -> Context:
         """Load and validate the spec; `rehearsal` swaps every site for lab hosts of its shape
         (namespaces, or with `lab_machine` vm, virtual machines)."""
@@ -59,6 +70,8 @@ class Context:
             terraform_bin=terraform_bin,
             reporter=reporter or NullReporter(),
             lab_prefix=env.get("CLOUDCAST_LAB_PREFIX") or None,
+            lock_timeout=lock_timeout,
+            parallelism=parallelism,
         )
 
     def state(self) -> State:
@@ -89,7 +102,37 @@ class Context:
             binary=find_binary(self.terraform_bin, self.environ),
             environ=self.environ,
             sink=sink,
+            lock_timeout=self.lock_timeout,
+            parallelism=self.parallelism,
         )
+
+    def fleet(self, connector: Connector, *, reporter: Reporter | None = None) -> Fleet:
+        """`connector` at this run's `-parallelism` (the Fleet's default without it)."""
+        from cloudcast.ssh import Fleet
+
+        if self.parallelism is None:
+            return Fleet(connector, reporter=reporter or NullReporter())
+        return Fleet(connector, parallel=self.parallelism, reporter=reporter or NullReporter())
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the work dir's lock, waiting up to `lock_timeout` for another run to release it."""
+        deadline = time.monotonic() + lock_seconds(self.lock_timeout)
+        with contextlib.ExitStack() as stack:
+            while True:
+                try:
+                    stack.enter_context(locked(self.workdir))
+                    break
+                except WorkDirLockedError as exc:
+                    if time.monotonic() >= deadline:
+                        waited = "" if self.lock_timeout in ("0s", "0") else f" (waited {self.lock_timeout})"
+                        raise StateError(
+                            exc.message + waited,
+                            hint="wait for it to finish, or pass -lock-timeout=DURATION to wait for it "
+                            "(e.g. -lock-timeout=5m); the lock frees itself when that process exits",
+                        ) from None
+                    time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+            yield
 
     def has_lab_sites(self) -> bool:
         return any(site.provider is Provider.LAB for site in self.spec.sites)
@@ -101,6 +144,8 @@ class Context:
         `ssh.known_hosts` must hold every key instead.
         """
         path = self.spec.ssh.known_hosts if strict else None
+        from cloudcast.ssh import SSHConnector, SSHOptions
+
         options = SSHOptions(
             known_hosts=self.workdir.ensure().known_hosts,
             # `~` expanded like the SSH key paths
@@ -108,6 +153,15 @@ class Context:
             connect_budget=connect_budget,
         )
         return SSHConnector(options)
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_DURATION_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def lock_seconds(duration: str) -> float:
+    """Seconds in a Go duration (`30s`, `1m30s`, `500ms`); the CLI checked its shape."""
+    return sum(float(n) * _DURATION_UNIT[unit] for n, unit in _DURATION_PART.findall(duration))
 
 
 def aws_sites(plan: NetworkPlan) -> dict[str, str]:
@@ -150,6 +204,8 @@ def as_lab(spec: Spec, machine: Machine | None = None) -> Spec:
             drop["machine"] = None
         nodes = [node.model_copy(update=drop) for node in site.nodes]
         data: dict[str, Any] = {"provider": Provider.LAB, "region": None, "nodes": nodes}
+        if site.provider in (Provider.AWS, Provider.LINODE, Provider.VULTR):
+            data["lan"] = True  # the provider's private network: co-located nodes peer over it
         if machine is not None:
             data["machine"] = machine
         sites.append(site.model_copy(update=data))

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cloudcast.plan.model import NetworkPlan
+from cloudcast.plan.policy import policy_changes
 from cloudcast.terraform.compile import module_name
 from cloudcast.terraform.views import PlanView, SiteChanges
 
@@ -108,6 +109,7 @@ def host_changes(plan: NetworkPlan, previous: dict[str, Any] | None) -> list[Hos
             new_value = list(new_value) if isinstance(new_value, tuple) else new_value
             if old.get(key) != new_value:
                 details.append(f"{key} {old.get(key)} -> {new_value}")
+        details += policy_changes((previous or {}).get("policy"), plan.policy, node.name)
         if details:
             out.append(HostChange(node.name, "update", details))
     for name in sorted(before):

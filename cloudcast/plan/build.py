@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, replace
+from operator import attrgetter
 
 from cloudcast.plan.allocate import allocate, lab_ip
 from cloudcast.plan.model import (
@@ -22,6 +23,7 @@ from cloudcast.plan.model import (
     SitePlan,
     Unrelayed,
 )
+from cloudcast.plan.policy import with_policy
 from cloudcast.spec.models import Node, Provider, Role, Site, Spec, Topology
 
 
@@ -43,14 +45,14 @@ def build_plan(
 ) -> tuple[NetworkPlan, Allocations]:
     """Plan the network (see `_build`), with each node's automatic failover rules."""
     plan, alloc, relays = _build(spec, previous, down)
+    plan = with_policy(spec, plan)
     if plan.transport != "wireguard":
         return plan, alloc
     rules: dict[str, list[Failover]] = {}
     # a relay with a standby fails over like a gateway
     primaries = dict.fromkeys(_primaries(plan, down) + ([relays[0]] if len(relays) > 1 else []))
     for primary in primaries:
-        without, _, _ = _build(spec, alloc, {*down, primary})
-        for node, rule in _changes(plan, without, primary):
+        for node, rule in _changes(plan, _without(spec, alloc, {*down, primary}), primary):
             rules.setdefault(node, []).append(rule)
     if not rules:
         return plan, alloc
@@ -71,14 +73,44 @@ def _primaries(plan: NetworkPlan, down: Collection[str]) -> list[str]:
     return out
 
 
-def _changes(plan: NetworkPlan, without: NetworkPlan, primary: str) -> list[tuple[str, Failover]]:
+@dataclass(frozen=True, slots=True)
+class _After:
+    """What `_changes` reads of one node in the plan made with more nodes down."""
+
+    peers: tuple[Link, ...]
+    gateway: str | None
+    routes: tuple[str, ...]
+
+
+def _without(spec: Spec, alloc: Allocations, down: Collection[str]) -> dict[str, _After]:
+    """Each node's peers, gateway and routes as `_build` would plan them with `down` down.
+
+    Only what can differ is computed: `alloc` is complete for `spec` (allocating again would
+    give it back unchanged) and who runs the VPN does not depend on who is down.
+    """
+    layout = _layout(spec, alloc, frozenset(down), allocated=True)
+    nodes = _peer_view(layout)
+    links, _ = _links(spec, nodes, layout.alloc, layout.site_cidr, [])
+    out: dict[str, _After] = {}
+    for site in spec.sites:
+        gateway = layout.primary(site.name)
+        routes = layout.routes[site.name]
+        for node in site.nodes:
+            if nodes[node.name].vpn:
+                out[node.name] = _After(tuple(links.get(node.name, ())), None, ())
+            else:
+                out[node.name] = _After((), gateway, routes)
+    return out
+
+
+def _changes(plan: NetworkPlan, without: dict[str, _After], primary: str) -> list[tuple[str, Failover]]:
     """Per node, what differs once `primary` is down: allowed IPs of its peers, member routes."""
     dead = plan.node(primary)
     out = []
     for node in plan.nodes:
         if node.name == primary:
             continue
-        after = without.node(node.name)
+        after = without[node.name]
         if node.vpn:
             before = {link.peer: link.allowed_ips for link in node.peers}
             moved = [link for link in after.peers if before.get(link.peer) != link.allowed_ips]
@@ -101,6 +133,7 @@ class _Layout:
     site_cidr: dict[str, str]
     gateways: dict[str, tuple[str, ...]]  # site -> its hubs and gateways, live ones first
     down: frozenset[str]
+    routes: dict[str, tuple[str, ...]]  # site -> what its members route via their gateway
 
     @property
     def topo(self) -> Topology:
@@ -150,15 +183,21 @@ def _build(
     return plan, layout.alloc, relays
 
 
-def _layout(spec: Spec, previous: Allocations, down: frozenset[str]) -> _Layout:
-    alloc = allocate(spec, previous)
+def _layout(spec: Spec, previous: Allocations, down: frozenset[str], allocated: bool = False) -> _Layout:
+    """`allocated`: `previous` is already `allocate(spec, ...)`'s answer, taken as it is."""
+    alloc = previous if allocated else allocate(spec, previous)
     topo = spec.network.topology
+    site_cidr = {s.name: str(s.cidr) if s.cidr else alloc.sites[s.name] for s in spec.sites}
+    every = sorted(site_cidr.items(), key=lambda item: item[1])
+    overlay = str(spec.network.overlay)
     return _Layout(
         spec=spec,
         alloc=alloc,
-        site_cidr={s.name: str(s.cidr) if s.cidr else alloc.sites[s.name] for s in spec.sites},
+        site_cidr=site_cidr,
         gateways={s.name: _gateways(s, topo, down) for s in spec.sites},
         down=down,
+        # the overlay, then every other site's CIDR, sorted
+        routes={s.name: (overlay, *(c for name, c in every if name != s.name)) for s in spec.sites},
     )
 
 
@@ -199,7 +238,6 @@ def _node_plan(
     """One node: where it runs, what it carries, whom it peers with or routes through."""
     spec = layout.spec
     member = not n.vpn
-    remote = tuple(sorted(c for name, c in layout.site_cidr.items() if name != site.name))
     standby = layout.topo is not Topology.MESH and node.name in layout.gateways[site.name][1:]
     return NodePlan(
         name=node.name,
@@ -216,7 +254,7 @@ def _node_plan(
         image=node.image,
         private_ip=layout.alloc.private.get(node.name),
         gateway=layout.primary(site.name) if member else None,
-        routes=(str(spec.network.overlay), *remote) if member else (),
+        routes=layout.routes[site.name] if member else (),
         lab=_lab_shape(layout.alloc, node, n.nat) if site.provider is Provider.LAB else None,
         peers=tuple(links),
     )
@@ -338,18 +376,23 @@ def _links(
                 via.setdefault((s.name, hubs[0].name), []).extend(others)
 
     links: dict[str, list[Link]] = {n.name: [] for n in vpn}
+    plain = {name: tuple(dict.fromkeys(cidrs)) for name, cidrs in carried.items()}
+    # Links are frozen: one object serves every node that sees a peer the same way (a mesh of
+    # n nodes has n(n-1) links but only a few distinct ones per peer)
+    made: dict[tuple[str, EndpointKind | None, int | None, tuple[str, ...]], Link] = {}
     for a, b in direct:
         for me, peer in ((a, b), (b, a)):
             # a node is on its own site's network: it never routes that CIDR into the tunnel
-            allowed = [
-                c for c in carried[peer.name] + via.get((me.name, peer.name), []) if c != site_cidr[me.site]
-            ]
-            links[me.name].append(
-                Link(
-                    peer=peer.name,
-                    endpoint=_endpoint(me, peer),
-                    keepalive=keepalive if me.nat != "none" else None,
-                    allowed_ips=tuple(dict.fromkeys(allowed)),
-                )
-            )
-    return {k: sorted(v, key=lambda link: link.peer) for k, v in links.items()}, tuple(relays)
+            own = site_cidr[me.site]
+            extra = via.get((me.name, peer.name))
+            if extra is None and own not in plain[peer.name]:
+                allowed = plain[peer.name]
+            else:
+                allowed = tuple(dict.fromkeys(c for c in (*carried[peer.name], *(extra or ())) if c != own))
+            key = (peer.name, _endpoint(me, peer), keepalive if me.nat != "none" else None, allowed)
+            link = made.get(key)
+            if link is None:
+                link = made[key] = Link(peer=key[0], endpoint=key[1], keepalive=key[2], allowed_ips=allowed)
+            links[me.name].append(link)
+    by_peer = attrgetter("peer")
+    return {k: sorted(v, key=by_peer) for k, v in links.items()}, tuple(relays)

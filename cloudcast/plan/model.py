@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
+
+from cloudcast.plan.jsontext import dumps
+from cloudcast.plan.policy import PolicyPlan
 
 EndpointKind = Literal["private", "public"]
 NatMode = Literal["none", "nat", "double"]
@@ -21,7 +24,7 @@ class Allocations:
     lab: dict[str, int] = field(default_factory=dict)  # lab node -> underlay index
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: dict(sorted(v.items())) for k, v in asdict(self).items()}
+        return {f.name: dict(sorted(getattr(self, f.name).items())) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Allocations:
@@ -175,6 +178,7 @@ class NetworkPlan:
     services: tuple[ServicePlan, ...]
     notes: tuple[PlanNote, ...] = ()
     ipsec_auth: str = "psk"  # psk | certificates
+    policy: PolicyPlan | None = None  # None: the spec has no policy, everything is allowed
 
     @property
     def warnings(self) -> tuple[str, ...]:
@@ -208,16 +212,56 @@ class NetworkPlan:
         return sorted({pair_id(n.name, link.peer) for n in self.nodes for link in n.peers})
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """`dataclasses.asdict`, without its deep copy of every string (a mesh has n² links)."""
+        data = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
         # the notes travel as their sentences: the JSON (and so the digest) people and
         # saved plans know stays as it was
         del data["notes"]
         data["warnings"] = list(self.warnings)
+        if self.policy is None:
+            del data["policy"]  # plans without a policy keep their JSON (and digest)
         return data
 
     def to_json(self) -> str:
-        """Canonical JSON: the same plan always gives the same bytes."""
-        return json.dumps(self.to_dict(), sort_keys=True, indent=1) + "\n"
+        """Canonical JSON: the same plan always gives the same bytes.
+
+        Those of `json.dumps(self.to_dict(), sort_keys=True, indent=1)`, written straight from
+        the records (tests/unit/test_plan_scale.py holds the two equal).
+        """
+        record = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "notes"}
+        if self.policy is None:
+            del record["policy"]  # as in to_dict
+        record["warnings"] = list(self.warnings)
+        return dumps(record, indent=1, memo=(Link, tuple)) + "\n"
 
     def digest(self) -> str:
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+
+def _plain(value: Any) -> Any:
+    """What `dataclasses.asdict` makes of a field's value: records become dicts, containers
+    are copied (tuples stay tuples); strings, numbers and None are shared, as its deep copy
+    of them returns them unchanged anyway."""
+    cls = type(value)
+    if cls is Link:
+        return {
+            "peer": value.peer,
+            "endpoint": value.endpoint,
+            "keepalive": value.keepalive,
+            "allowed_ips": tuple(value.allowed_ips),
+        }
+    if cls is tuple:
+        # a tuple of strings is immutable all the way down: asdict's copy would equal it
+        return value if all(type(v) is str for v in value) else tuple(_plain(v) for v in value)
+    if cls is list:
+        return [_plain(v) for v in value]
+    if cls is dict:
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if hasattr(cls, "__dataclass_fields__"):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if cls in _ATOMS:
+        return value
+    return copy.deepcopy(value)
+
+
+_ATOMS = (str, int, bool, float, type(None))

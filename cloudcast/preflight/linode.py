@@ -133,14 +133,10 @@ class _Linode:
 
 def check_linode(environ: Mapping[str, str], sites: list[SiteRef], report: PreflightReport) -> None:
     """Check every Linode site; the token and the catalogues are fetched once."""
-    token = environ.get("LINODE_TOKEN", "")
-    base_url = api_url(environ)
-    report.add_secret(token)
-    if not token:
-        report.problem("linode: LINODE_TOKEN is not set")
-        for ref in sites:
-            report.skipped("Linode checks skipped (no token)", ref)
+    token = report.credential(environ, "LINODE_TOKEN", "Linode", sites, "token")
+    if token is None:
         return
+    base_url = api_url(environ)
     linode = _Linode(_client(token, base_url), base_url, report)
     try:
         linode.token()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -60,6 +60,20 @@ class PreflightReport:
         """Remember a token so no message can ever contain it."""
         if value and len(value) >= 4:
             self._secrets.add(value)
+
+    def credential(
+        self, environ: Mapping[str, str], variable: str, provider: str, sites: Iterable[SiteRef], what: str
+    ) -> str | None:
+        """The secret in `variable` (remembered, never printed); unset: a problem, and each site's
+        checks reported skipped ("Linode checks skipped (no token)")."""
+        value = environ.get(variable, "")
+        self.add_secret(value)
+        if value:
+            return value
+        self.problem(f"{provider.lower()}: {variable} is not set")
+        for ref in sites:
+            self.skipped(f"{provider} checks skipped (no {what})", ref)
+        return None
 
     def _add(self, status: Status, message: str, site: SiteRef | None) -> None:
         for secret in self._secrets:

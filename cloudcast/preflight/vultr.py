@@ -182,14 +182,10 @@ class _Vultr:
 
 def check_vultr(environ: Mapping[str, str], sites: list[SiteRef], report: PreflightReport) -> None:
     """Check every Vultr site; the key and the catalogues are fetched once."""
-    key = environ.get("VULTR_API_KEY", "")
-    base_url = api_url(environ)
-    report.add_secret(key)
-    if not key:
-        report.problem("vultr: VULTR_API_KEY is not set")
-        for ref in sites:
-            report.skipped("Vultr checks skipped (no API key)", ref)
+    key = report.credential(environ, "VULTR_API_KEY", "Vultr", sites, "API key")
+    if key is None:
         return
+    base_url = api_url(environ)
     api = VultrAPI(base_url, key)
     vultr = _Vultr(api, report)
     try:

@@ -6,7 +6,18 @@ import difflib
 from collections.abc import Callable, Iterator
 from ipaddress import IPv4Network
 
-from cloudcast.spec.models import Backend, IpsecAuth, Provider, Role, Spec, Topology, Transport
+from cloudcast.spec.models import (
+    Backend,
+    FlowProtocol,
+    IpsecAuth,
+    PortRange,
+    Provider,
+    Role,
+    Spec,
+    Topology,
+    Transport,
+)
+from cloudcast.spec.policy import covers, directory, resolve, spans
 
 CLOUD = {Provider.AWS, Provider.LINODE, Provider.VULTR}
 # Ranges meant for private use: RFC 1918 and the carrier-grade NAT block.
@@ -115,6 +126,8 @@ def _providers(spec: Spec) -> Iterator[str]:
             yield f"sites[{i}].region: required for provider {site.provider.value}"
         if site.provider is not Provider.LAB and site.machine is not None:
             yield f"sites[{i}].machine: only lab sites choose their machine ({site.provider.value})"
+        if site.provider is not Provider.LAB and site.lan is not None:
+            yield f"sites[{i}].lan: only lab sites choose whether they have a LAN ({site.provider.value})"
         for j, node in enumerate(site.nodes):
             path = f"sites[{i}].nodes[{j}]"
             host = node.ssh.host if node.ssh else None
@@ -207,4 +220,59 @@ def _state(spec: Spec) -> Iterator[str]:
                 yield f"state.{key}: only used with backend 's3' (backend is local)"
 
 
-RULES: list[Rule] = [_duplicates, _addresses, _providers, _topology, _services, _state]
+def _policy(spec: Spec) -> Iterator[str]:
+    """Rules that name what the spec does not have, allow nothing, or allow only what an
+    earlier rule allows already."""
+    if spec.policy is None:
+        return
+    table = directory(spec)
+    shown = 0
+    resolved: list[tuple[frozenset[str], frozenset[str], tuple[tuple[int, int], ...]] | None] = []
+    for r, rule in enumerate(spec.policy):
+        path = f"policy[{r}]"
+        bad = False
+        for key, names in (("from", rule.sources), ("to", rule.to)):
+            if not names:
+                bad = True
+                yield f"{path}.{key}: empty: the rule allows nothing (name tags, nodes or sites)"
+            for k, name in enumerate(names):
+                meanings = table.get(name.lower(), [])
+                if not meanings:
+                    bad, shown = True, shown + 1
+                    close: list[str] = []
+                    if shown <= 20:
+                        close = difflib.get_close_matches(name.lower(), list(table), n=1, cutoff=0.6)
+                    hint = f"; did you mean {table[close[0]][0].name!r}?" if close else ""
+                    yield f"{path}.{key}[{k}]: unknown tag, node or site {name!r}{hint}"
+                elif len({m.nodes for m in meanings}) > 1:
+                    bad = True
+                    kinds = " and a ".join(m.kind.value for m in meanings)
+                    yield f"{path}.{key}[{k}]: {name!r} is both a {kinds}; rename one of them"
+        for k, port in enumerate(rule.ports):
+            if isinstance(port, PortRange) and port.first > port.last:
+                bad = True
+                yield f"{path}.ports[{k}]: first {port.first} is above last {port.last}"
+        if rule.protocol is FlowProtocol.ICMP and rule.ports:
+            bad = True
+            yield f"{path}.ports: icmp rules allow echo and take no ports ({len(rule.ports)} given)"
+        elif rule.protocol is not FlowProtocol.ICMP and not rule.ports:
+            bad = True
+            yield f"{path}.ports: empty: a {rule.protocol.value} rule allows nothing without ports"
+        src, dst = frozenset(resolve(rule.sources, table)), frozenset(resolve(rule.to, table))
+        if not bad and len(src | dst) == 1:
+            bad = True
+            yield f"{path}: allows nothing: from and to are only {next(iter(src))!r} itself"
+        ports = spans(rule)
+        resolved.append(None if bad else (src, dst, ports))
+        if bad:
+            continue
+        for e, earlier in enumerate(resolved[:-1]):
+            if earlier is None or spec.policy[e].protocol is not rule.protocol:
+                continue
+            e_src, e_dst, e_ports = earlier
+            if src <= e_src and dst <= e_dst and covers(e_ports, ports):
+                yield f"{path}: shadowed by policy[{e}], which allows everything this rule does"
+                break
+
+
+RULES: list[Rule] = [_duplicates, _addresses, _providers, _topology, _services, _policy, _state]

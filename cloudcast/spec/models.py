@@ -32,6 +32,12 @@ from cloudcast.spec.types import (
 
 Name = Label
 
+#: bounds that keep a policy's checks and firewall tables small
+MAX_TAGS = 32
+MAX_RULES = 512
+MAX_RULE_NAMES = 64
+MAX_RULE_PORTS = 64
+
 
 class Transport(StrEnum):
     WIREGUARD = "wireguard"
@@ -73,6 +79,14 @@ class Role(StrEnum):
 class Protocol(StrEnum):
     TCP = "tcp"
     UDP = "udp"
+
+
+class FlowProtocol(StrEnum):
+    """What a policy rule allows: TCP or UDP to its ports, or ICMP echo."""
+
+    TCP = "tcp"
+    UDP = "udp"
+    ICMP = "icmp"
 
 
 class Backend(StrEnum):
@@ -122,6 +136,11 @@ class Network(_Model):
     )
     site_prefix: StrictInt = Field(
         default=24, ge=16, le=28, description="Prefix length of allocated site CIDRs."
+    )
+    ping: StrictBool = Field(
+        default=True,
+        description="With a policy: ICMP echo between every pair of nodes stays allowed, so "
+        "verify's probes (and failover checks) pass; false: only where a rule allows icmp.",
     )
 
 
@@ -174,6 +193,11 @@ class Node(_Model):
         "NAT); it initiates its tunnels and keeps them alive.",
     )
     ssh: NodeSSH | None = Field(default=None, description="SSH overrides for this node.")
+    tags: list[Label] = Field(
+        default_factory=list,
+        max_length=MAX_TAGS,
+        description="Labels policy rules name (besides its site's tags and its own name).",
+    )
     machine: Machine | None = Field(
         default=None,
         description="Lab nodes: namespace (namespaces on this machine) or vm (a QEMU virtual "
@@ -191,8 +215,16 @@ class Site(_Model):
         default=None, description="The site's private CIDR; allocated when absent."
     )
     nodes: list[Node] = Field(min_length=1)
+    tags: list[Label] = Field(
+        default_factory=list, max_length=MAX_TAGS, description="Tags every node of the site carries."
+    )
     machine: Machine | None = Field(
         default=None, description="Lab sites: the machine of nodes that name none (default namespace)."
+    )
+    lan: bool | None = Field(
+        default=None,
+        description="Lab sites: a site LAN (a bridge in the site CIDR, lan0 on every host), as a "
+        "provider's private network; default: only where the topology routes through gateways or hubs.",
     )
 
     def machine_of(self, node: Node) -> Machine:
@@ -201,12 +233,41 @@ class Site(_Model):
 
 
 class Service(_Model):
-    """A port on a node reachable from every node over the overlay, never from the underlay."""
+    """A port on a node reachable over the overlay (from every node, or with a `policy` from
+    the nodes it allows), never from the underlay."""
 
     name: Name
     node: Label = Field(description="Name of the node that runs the service.")
     port: Port
     protocol: Protocol = Protocol.TCP
+
+
+class PortRange(_Model):
+    """Ports `first` to `last`, both included."""
+
+    first: Port
+    last: Port
+
+
+class Rule(_Model):
+    """Traffic the policy allows over the overlay: from some nodes to others, on some ports.
+
+    `from` and `to` name tags, nodes or sites (a site: every node in it). Replies are always
+    allowed; everything no rule allows is dropped where it arrives.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    sources: list[Label] = Field(
+        alias="from", max_length=MAX_RULE_NAMES, description="Tags, nodes or sites the traffic comes from."
+    )
+    to: list[Label] = Field(max_length=MAX_RULE_NAMES, description="Tags, nodes or sites it goes to.")
+    ports: list[Port | PortRange] = Field(
+        default_factory=list,
+        max_length=MAX_RULE_PORTS,
+        description="Ports (8080) or ranges ({\"first\": 8000, \"last\": 8099}); none for icmp.",
+    )
+    protocol: FlowProtocol = Field(default=FlowProtocol.TCP, description="tcp, udp, or icmp (echo).")
 
 
 class State(_Model):
@@ -234,6 +295,12 @@ class Spec(_Model):
     ssh: SSH = Field(default_factory=SSH)
     sites: list[Site] = Field(min_length=1)
     services: list[Service] = Field(default_factory=list)
+    policy: list[Rule] | None = Field(
+        default=None,
+        max_length=MAX_RULES,
+        description="Who may talk to whom over the overlay. Absent: everything is allowed; "
+        "present (even empty): only what its rules allow, plus replies and ICMP echo (network.ping).",
+    )
     state: State = Field(default_factory=State)
     aws_endpoint: HttpUrl | None = Field(
         default=None,

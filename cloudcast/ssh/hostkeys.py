@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import shlex
-import tempfile
 import threading
 from pathlib import Path
 
 import paramiko
 
 from cloudcast.errors import HostKeyError
+from cloudcast.state.store import write_private
 
 # Every connection thread of this process shares one lock: two first contacts must not
 # overwrite each other's freshly recorded line.
@@ -55,7 +53,7 @@ class KnownHosts:
         with _LOCK:
             lines = self.path.read_text().splitlines() if self.path.exists() else []
             if line not in lines:
-                _write_private(self.path, "\n".join([*lines, line]) + "\n")
+                write_private(self.path, "\n".join([*lines, line]) + "\n")
 
     def forget(self, names: set[str]) -> int:
         """Drop the recorded keys of `names` (hosts Terraform just created anew); returns lines removed."""
@@ -65,7 +63,7 @@ class KnownHosts:
             lines = self.path.read_text().splitlines()
             keep = [ln for ln in lines if not (set(ln.split(" ", 1)[0].split(",")) & names)]
             if len(keep) != len(lines):
-                _write_private(self.path, "".join(f"{ln}\n" for ln in keep))
+                write_private(self.path, "".join(f"{ln}\n" for ln in keep))
             return len(lines) - len(keep)
 
 
@@ -95,21 +93,3 @@ def changed_key_error(
         f"{store.path} has {want.get_name()} {want.fingerprint}",
         hint=forget_hint(store.path, name),
     )
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write `text` atomically (temp file + rename) with mode 0600.
-
-    (The same as `state.write_private`: ssh sits below state, so it keeps its own.)
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

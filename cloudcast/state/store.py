@@ -21,11 +21,32 @@ from cloudcast.providers.aws import aws_session, client_config
 STATE_VERSION = 1
 
 
+class WorkDirLockedError(StateError):
+    """The work dir is locked by another cloudcast run (its pid in the message)."""
+
+
+class StateConflictError(StateError):
+    """An S3 object of cloudcast's changed (or appeared, or went) since this run read it: another
+    run wrote it meanwhile. Nothing was written; the next run starts from what the other wrote."""
+
+
+@dataclass(frozen=True)
+class Stored:
+    """One S3 object as read: its text and the ETag a conditional write names."""
+
+    text: str
+    etag: str
+
+
 @dataclass(frozen=True)
 class RemoteState:
     """cloudcast's state as one S3 object beside Terraform's (`state.backend: s3`), and its
     secrets (preshared keys, the IPsec CA key) as another, encrypted at rest (SSE), so every
     work dir of a team uses the same keys.
+
+    Every write is conditional (S3 conditional writes): `If-Match: <etag>` of the version the
+    run read, or `If-None-Match: *` when there was none, so two runs from two work dirs can
+    never overwrite each other's update; the loser gets a `StateConflictError`.
 
     Credentials come from `environ` (the command's environment) and are only held in memory.
     """
@@ -53,35 +74,76 @@ class RemoteState:
     def secrets_key(self) -> str:
         return f"{self.key.rpartition('/')[0]}/cloudcast.secrets.json".lstrip("/")
 
+    def _what(self, key: str) -> str:
+        return "secrets" if key == self.secrets_key else "state"
+
     def _call(self, action: str, key: str | None = None, **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
 
         key = key or self.key
-        what = "secrets" if key == self.secrets_key else "state"
         try:
             return getattr(self._client(), action)(Bucket=self.bucket, Key=key, **kwargs)
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if action == "get_object" and code in ("NoSuchKey", "404"):
                 return None
+            if action == "put_object" and code in CONFLICT_CODES:
+                raise self._conflict(key, code, created="IfNoneMatch" in kwargs) from None
+            verb = action.split("_")[0]
             raise StateError(
-                f"{self.object_url(key)}: cannot {action.split('_')[0]} cloudcast's {what} ({code or exc})",
+                f"{self.object_url(key)}: cannot {verb} cloudcast's {self._what(key)} ({code or exc})",
                 hint="check the bucket, region and credentials in the spec's state block",
             ) from None
         except BotoCoreError as exc:
             raise StateError(f"{self.object_url(key)}: cannot reach S3 ({exc})") from None
 
+    def _conflict(self, key: str, code: str, *, created: bool) -> StateConflictError:
+        where = f"the S3 {self._what(key)} {self.object_url(key)}"
+        if created:
+            how = "was created by another run after this one found none"
+        elif code in ("NoSuchKey", "404"):
+            how = "was removed since this run read it (another destroy?)"
+        elif code in ("ConditionalRequestConflict", "409"):
+            how = "was being written by another run at the same time"
+        else:
+            how = "changed since this run read it"
+        return StateConflictError(
+            f"{where} {how} (another apply?): nothing was written",
+            hint="re-run to converge: the next run starts from what the other run wrote",
+        )
+
+    def fetch(self, key: str | None = None) -> Stored | None:
+        """The object `key` (default: the state document) with its ETag, or None when there is none."""
+        resp = self._call("get_object", key)
+        if resp is None:
+            return None
+        return Stored(text=resp["Body"].read().decode("utf-8"), etag=str(resp["ETag"]))
+
     def read(self, key: str | None = None) -> str | None:
         """The state document (or the object `key`), or None when there is none yet."""
-        resp = self._call("get_object", key)
-        return None if resp is None else str(resp["Body"].read().decode("utf-8"))
+        found = self.fetch(key)
+        return None if found is None else found.text
 
-    def write(self, text: str, key: str | None = None) -> None:
-        extra = {"ServerSideEncryption": "AES256"} if key == self.secrets_key else {}
-        self._call("put_object", key, Body=text.encode("utf-8"), ContentType="application/json", **extra)
+    def write(self, text: str, key: str | None = None, *, etag: str | None) -> str:
+        """Write `text` if the object is still the version `etag` (None: if there is none yet);
+        the new version's ETag. Raises `StateConflictError` when another run wrote it first."""
+        key = key or self.key
+        extra: dict[str, Any] = {"ServerSideEncryption": "AES256"} if key == self.secrets_key else {}
+        extra.update({"IfMatch": etag} if etag is not None else {"IfNoneMatch": "*"})
+        body = text.encode("utf-8")
+        resp = self._call("put_object", key, Body=body, ContentType="application/json", **extra)
+        return str(resp["ETag"])
 
     def delete(self, key: str | None = None) -> None:
         self._call("delete_object", key)
+
+
+#: S3's answers to a conditional write that did not hold: 412 (the ETag moved on, or an object
+#: appeared), 409 (another conditional write of the key at the same time), 404 (If-Match on an
+#: object that is gone)
+CONFLICT_CODES = frozenset(
+    {"PreconditionFailed", "412", "ConditionalRequestConflict", "409", "NoSuchKey", "404"}
+)
 
 
 @dataclass(frozen=True)
@@ -135,6 +197,9 @@ class State:
     # IPsec certificates: the CA's and each gateway's (PEM; public, the keys stay elsewhere)
     ca_cert: str = ""
     certs: dict[str, str] = field(default_factory=dict)
+    # the S3 version (ETag) this state was read from or last written as (None: there was none):
+    # the next remote write is conditional on it. Never part of the document.
+    etag: str | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -155,6 +220,7 @@ class Secrets:
 
     psk: dict[str, str] = field(default_factory=dict)
     ca_key: str = ""  # PEM; only with ipsec_auth certificates
+    etag: str | None = field(default=None, compare=False)  # as `State.etag`, for the secrets object
 
     def __repr__(self) -> str:  # keep keys out of logs and tracebacks
         return f"Secrets(psk=<{len(self.psk)} masked>, ca_key=<{'set' if self.ca_key else 'none'}>)"
@@ -196,10 +262,13 @@ def _parse_json(text: str, where: str) -> dict[str, Any]:
 
 
 def load_state(wd: WorkDir) -> State:
+    """cloudcast's state; from S3 with a remote, with the version the next `save_state` names."""
+    etag: str | None = None
     if wd.remote is not None:
         where = wd.remote.url
-        text = wd.remote.read()
-        data = _parse_json(text, where) if text else {}
+        found = wd.remote.fetch()
+        etag = found.etag if found is not None else None
+        data = _parse_json(found.text, where) if found is not None and found.text else {}
     else:
         where = str(wd.state_file)
         data = _read_json(wd.state_file)
@@ -213,14 +282,18 @@ def load_state(wd: WorkDir) -> State:
         aws_sites=dict(data.get("aws_sites", {})),
         ca_cert=str(data.get("ca_cert", "")),
         certs=dict(data.get("certs", {})),
+        etag=etag,
     )
 
 
 def save_state(wd: WorkDir, state: State) -> None:
+    """Write the state; with a remote, to S3 first and only if nobody wrote it since `state` was
+    read (`StateConflictError` otherwise, and nothing is written), then the local copy."""
     text = json.dumps(state.to_dict(), indent=1, sort_keys=True) + "\n"
-    write_private(wd.ensure().state_file, text)  # with a remote, a local copy for people to read
+    wd.ensure()
     if wd.remote is not None:
-        wd.remote.write(text)
+        state.etag = wd.remote.write(text, etag=state.etag)
+    write_private(wd.state_file, text)  # with a remote, a local copy for people to read
 
 
 def forget_state(wd: WorkDir) -> None:
@@ -235,21 +308,28 @@ def forget_state(wd: WorkDir) -> None:
 def load_secrets(wd: WorkDir) -> Secrets:
     """The team's secrets from S3 with a remote state (else, or before the first save, the work dir's)."""
     data: dict[str, Any] = {}
+    etag: str | None = None
     if wd.remote is not None:
-        text = wd.remote.read(wd.remote.secrets_key)
-        data = _parse_json(text, wd.remote.object_url(wd.remote.secrets_key)) if text else {}
+        key = wd.remote.secrets_key
+        found = wd.remote.fetch(key)
+        etag = found.etag if found is not None else None
+        data = _parse_json(found.text, wd.remote.object_url(key)) if found is not None and found.text else {}
     data = data or _read_json(wd.secrets_file)
-    return Secrets(psk=dict(data.get("psk", {})), ca_key=str(data.get("ca_key", "")))
+    return Secrets(psk=dict(data.get("psk", {})), ca_key=str(data.get("ca_key", "")), etag=etag)
 
 
 def save_secrets(wd: WorkDir, secrets: Secrets) -> None:
+    """Settle the secrets: with a remote, create them in S3 (`If-None-Match: *`) or replace the
+    version `secrets` was read from (`If-Match`); a run that loses that race gets a
+    `StateConflictError` before any host is given a key. Then the local copy (mode 0600)."""
     doc: dict[str, Any] = {"psk": dict(sorted(secrets.psk.items()))}
     if secrets.ca_key:
         doc["ca_key"] = secrets.ca_key
     text = json.dumps(doc, indent=1) + "\n"
-    write_private(wd.ensure().secrets_file, text)
+    wd.ensure()
     if wd.remote is not None:
-        wd.remote.write(text, wd.remote.secrets_key)
+        secrets.etag = wd.remote.write(text, wd.remote.secrets_key, etag=secrets.etag)
+    write_private(wd.secrets_file, text)
 
 
 def new_psk() -> str:
@@ -266,7 +346,7 @@ def ensure_psks(plan: NetworkPlan, secrets: Secrets) -> tuple[Secrets, int]:
         if pair not in kept:
             kept[pair] = new_psk()
             created += 1
-    return Secrets(psk=kept, ca_key=secrets.ca_key), created
+    return Secrets(psk=kept, ca_key=secrets.ca_key, etag=secrets.etag), created
 
 
 @contextlib.contextmanager
@@ -279,7 +359,7 @@ def locked(wd: WorkDir) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
-            raise StateError(
+            raise WorkDirLockedError(
                 f"{wd.root} is locked by another cloudcast run (pid {holder})",
                 hint="wait for it to finish; the lock frees itself when that process exits",
             ) from None

@@ -13,6 +13,8 @@ from typing import Any
 
 def tf_literal(text: str) -> str:
     """`text` as a template that evaluates to exactly `text` (`${` -> `$${`, `%{` -> `%%{`)."""
+    if "{" not in text:  # most strings: nothing to escape, and no two scans to find that out
+        return text
     return text.replace("${", "$${").replace("%{", "%%{")
 
 
@@ -23,5 +25,5 @@ def tf_literals(value: Any) -> Any:
     if isinstance(value, dict):
         return {tf_literal(str(k)): tf_literals(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [tf_literals(v) for v in value]
+        return [v if type(v) is str and "{" not in v else tf_literals(v) for v in value]
     return value

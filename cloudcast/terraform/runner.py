@@ -58,6 +58,7 @@ def build_args(command: str, **opts: Any) -> list[str]:
             args.append("-destroy")
         if opts.get("out"):
             args.append(f"-out={opts['out']}")
+        args += [f"-target={target}" for target in opts.get("targets") or ()]
     if command == "destroy" or (command == "apply" and not opts.get("planfile")):
         args.append("-auto-approve")
     if command in ("plan", "apply", "destroy") and opts.get("lock_timeout"):
@@ -85,6 +86,16 @@ class Terraform:
     binary: str
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     sink: EventSink | None = None
+    lock_timeout: str | None = None  # `-lock-timeout` for plan, apply and destroy
+    parallelism: int | None = None  # `-parallelism`; Terraform's 10 when None
+
+    def _limits(self) -> dict[str, Any]:
+        limits: dict[str, Any] = {}
+        if self.lock_timeout and self.lock_timeout not in ("0", "0s"):
+            limits["lock_timeout"] = self.lock_timeout
+        if self.parallelism is not None:
+            limits["parallelism"] = self.parallelism
+        return limits
 
     def init(self) -> None:
         self._run(build_args("init"), stream=False)
@@ -94,16 +105,17 @@ class Terraform:
         data: dict[str, Any] = json.loads(res.stdout or "{}")
         return data
 
-    def plan(self, out: Path, *, destroy: bool = False) -> bool:
-        """Plan into `out`; True when the plan has changes."""
-        res = self._run(build_args("plan", out=out, destroy=destroy), ok_codes=(0, 2))
+    def plan(self, out: Path, *, destroy: bool = False, targets: Sequence[str] = ()) -> bool:
+        """Plan into `out` (only `targets`, Terraform addresses, when given); True when it has changes."""
+        args = build_args("plan", out=out, destroy=destroy, targets=list(targets), **self._limits())
+        res = self._run(args, ok_codes=(0, 2))
         return res.code == 2
 
     def apply(self, planfile: Path) -> None:
-        self._run(build_args("apply", planfile=planfile))
+        self._run(build_args("apply", planfile=planfile, **self._limits()))
 
     def destroy(self) -> None:
-        self._run(build_args("destroy"))
+        self._run(build_args("destroy", **self._limits()))
 
     def show(self, planfile: Path | None = None) -> dict[str, Any]:
         res = self._run(build_args("show", planfile=planfile), stream=False)

@@ -23,6 +23,7 @@ from cloudcast.inventory.hosts import Inventory
 from cloudcast.plan.model import NetworkPlan
 from cloudcast.sinks import ip_or_none, is_hostname
 from cloudcast.ssh import Fleet, describe
+from cloudcast.verify.flows import FlowResult, verify_flows
 from cloudcast.verify.table import grid, to_text
 
 STAGE = "verify"
@@ -50,6 +51,7 @@ class VerifyResult:
     errors: dict[str, str] = field(default_factory=dict)  # src nodes that could not be probed
     tunnels: list[str] = field(default_factory=list)  # state of the failed pairs' tunnels
     seconds: float = 0.0
+    flows: FlowResult | None = None  # the access policy's flows (None: the spec has no policy)
 
     @property
     def failed_pairs(self) -> list[tuple[str, str]]:
@@ -61,10 +63,12 @@ class VerifyResult:
 
     @property
     def ok(self) -> bool:
-        return not self.failed_pairs and not self.mtu_failed_pairs
+        flows_ok = self.flows is None or self.flows.ok
+        return not self.failed_pairs and not self.mtu_failed_pairs and flows_ok
 
     def render_matrix(self) -> str:
-        """An N x N grid (rows probe columns): ✓ reached, ✗ not, · itself; then a summary."""
+        """An N x N grid (rows probe columns): ✓ reached, ✗ not, · itself, - not probed (the
+        policy denies echo); then a summary, and the policy's flows."""
         width = max([len(n) for n in self.nodes] + [4])
         table = grid()
         table.show_header = True
@@ -75,7 +79,10 @@ class VerifyResult:
             cells = []
             for dst in self.nodes:
                 probe = self.matrix.get(src, {}).get(dst)
-                cells.append("·" if src == dst else "✓" if probe and probe.ok else "✗")
+                if src == dst or self.matrix.get(src) is None or probe is not None:
+                    cells.append("·" if src == dst else "✓" if probe and probe.ok else "✗")
+                else:
+                    cells.append("-")
             table.add_row(src, *cells)
         lines = [to_text(table)]
         total = sum(len(row) for row in self.matrix.values())
@@ -97,7 +104,8 @@ class VerifyResult:
         if self.tunnels:
             lines.append("tunnels of the unreachable pairs:")
             lines += [f"  {line}" for line in self.tunnels]
-        return "\n".join(lines) + "\n"
+        text = "\n".join(lines) + "\n"
+        return text + self.flows.render(self.nodes) if self.flows is not None else text
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -110,6 +118,7 @@ class VerifyResult:
             "errors": dict(self.errors),
             "tunnels": list(self.tunnels),
             "seconds": round(self.seconds, 3),
+            **({"flows": self.flows.to_dict()} if self.flows is not None else {}),
         }
 
 
@@ -185,7 +194,7 @@ def verify(
     known = {h.name for h in inventory.hosts}
 
     def run(name: str) -> dict[str, Probe]:
-        others = [n for n in result.nodes if n != name]
+        others = [n for n in result.nodes if n != name and _echoes(plan, name, n)]
         if not others:
             return {}
         script = probe_script([addr[o] for o in others], mtu=mtu, retry_seconds=retry_seconds)
@@ -217,8 +226,15 @@ def verify(
         result.errors[src] = message
         result.matrix[src] = {o: Probe(False, error=message) for o in others}
         reporter.event(src, STAGE, f"cannot probe from here: {message}")
+    if plan.policy is not None:
+        result.flows = verify_flows(plan, inventory, fleet, {n: addr[n] for n in result.nodes}, down=down)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _echoes(plan: NetworkPlan, src: str, dst: str) -> bool:
+    """`src` may ping `dst`: always without a policy; with one, by network.ping or a rule."""
+    return plan.policy is None or plan.policy.allows(src, dst, "icmp")
 
 
 def probe_addresses(plan: NetworkPlan, inventory: Inventory) -> dict[str, str]:

@@ -158,6 +158,8 @@ def test_b_one_node_killed_others_still_pass(net: Net) -> None:
     assert res.code == 1
     import json
 
-    data = json.loads(res.out.strip().splitlines()[-1])
+    records = [json.loads(line) for line in res.out.splitlines()]
+    assert records[-1]["type"] == "error" and records[-1]["exit_status"] == 1, records[-1]
+    data = next(r for r in records if r["type"] == "verify")
     failed = {tuple(p) for p in data["failed_pairs"]}
     assert failed and all("n6" in pair for pair in failed), failed

@@ -19,7 +19,7 @@ def test_weave_style_rehearsal(lab_prefix: str, tmp_path: Path) -> None:
     assert "20/20 pairs reachable" in res.out, res.out
     # the home workstation is behind double NAT in the rehearsal too
     out = rehearse(lab_prefix, tmp_path, "weave-style.json", "output", "--format", "json")
-    hosts = {h["name"]: h for h in json.loads(out.out)}
+    hosts = {h["name"]: h for h in json.loads(out.out)["hosts"]}
     assert hosts["workstation"]["private_ip"].startswith("100.65.")
     gone = rehearse(lab_prefix, tmp_path, "weave-style.json", "destroy", "--auto-approve")
     assert gone.code == 0, gone.err[-2000:]
@@ -46,7 +46,7 @@ def test_fakevpc_rehearsal_with_overlay_only_echo_service(lab_prefix: str, tmp_p
         )
         assert probe.stdout.strip() == f"hello-{node}", (node, probe.stdout, probe.stderr)
     out = rehearse(lab_prefix, tmp_path, "fakevpc.json", "output", "--format", "json")
-    server2 = next(h for h in json.loads(out.out) if h["name"] == "server2")
+    server2 = next(h for h in json.loads(out.out)["hosts"] if h["name"] == "server2")
     # from the simulated internet (the root namespace's one link into it): refused or dropped
     outside = subprocess.run(
         ["timeout", "5", "socat", "-t", "2", "-", f"TCP:{server2['public_ip']}:8888,connect-timeout=3"],

@@ -39,3 +39,25 @@ def test_cloudcaster_ipsec_hub_rehearsal(lab_prefix: str, tmp_path: Path) -> Non
     assert status.code == 0 and "ESTABLISHED" in status.out and "STALE" not in status.out, status.out
     gone = rehearse(lab_prefix, tmp_path, "cloudcaster-hub.json", "destroy", "--auto-approve")
     assert gone.code == 0, gone.err[-2000:]
+
+
+def test_clique_rehearsal_peers_colocated_nodes_over_their_private_network(lab_prefix: str, tmp_path: Path) -> None:
+    """As on Linode and Vultr, nodes of one cloud site share its private network (a lab LAN in
+    the rehearsal) and their tunnels run over it; across sites they use public addresses."""
+    import json
+
+    res = rehearse(lab_prefix, tmp_path, "clique.json", "apply", "--auto-approve")
+    assert res.code == 0, res.err[-3000:]
+    assert "30/30 pairs reachable over the overlay" in res.out, res.out
+    status = rehearse(lab_prefix, tmp_path, "clique.json", "status", "--json")
+    assert status.code == 0, status.out + status.err
+    doc = next(d for d in map(json.loads, status.out.splitlines()) if "nodes" in d)
+    ln1 = next(n for n in doc["nodes"] if n["name"] == "ln1")
+    endpoints = {p["name"]: p["endpoint"] for p in ln1["peers"]}
+    # linode-newark is 10.16.0.0/24: ln2 and ln3 at .11 and .12 on its LAN
+    assert endpoints["ln2"] == "10.16.0.11:51820" and endpoints["ln3"] == "10.16.0.12:51820", endpoints
+    assert all(endpoints[f"vu{i}"].startswith("198.") for i in (1, 2, 3)), endpoints
+    vu1 = next(n for n in doc["nodes"] if n["name"] == "vu1")
+    assert {p["name"]: p["endpoint"] for p in vu1["peers"]}["vu2"] == "10.17.0.11:51820"
+    gone = rehearse(lab_prefix, tmp_path, "clique.json", "destroy", "--auto-approve")
+    assert gone.code == 0, gone.err[-2000:]

@@ -22,13 +22,13 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabNet]:
 def test_apply_of_a_saved_plan_applies_that_plan_once(net: LabNet) -> None:
     planfile = net.tmp / "net.plan"
     wd = str(net.workdir)
-    res = net.cli("plan", str(net.spec), "--workdir", wd, "-out", str(planfile))
+    res = net.cli("plan", str(net.spec), "--workdir", wd, "-out", str(planfile), "-detailed-exitcode")
     assert res.code == 2, res.err[-3000:]
     saved = planfile.with_name("net.plan.tfplan")
     assert saved.is_file() and saved.stat().st_mode & 0o777 == 0o600
     kept = saved.read_bytes()
     # a later plan rewrites the work dir's plan, never the saved copy
-    assert net.cli("plan", str(net.spec), "--workdir", wd).code == 2
+    assert net.cli("plan", str(net.spec), "--workdir", wd, "-detailed-exitcode").code == 2
     assert saved.read_bytes() == kept
 
     res = net.cli("apply", str(planfile))

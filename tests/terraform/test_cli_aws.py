@@ -28,6 +28,7 @@ import boto3
 import pytest
 
 from cloudcast.pipeline.context import Context
+from cloudcast.pipeline.plan import read_planfile
 from cloudcast.state import Secrets, ensure_psks, save_secrets
 from tests.conftest import EXAMPLES, CliResult, run_cli
 
@@ -114,7 +115,7 @@ class Net:
     def inventory(self) -> dict[str, dict[str, Any]]:
         res = self.cli("output", str(self.full), "--format", "json")
         assert res.code == 0, res.err
-        return {h["name"]: h for h in json.loads(res.out)}
+        return {h["name"]: h for h in json.loads(res.out)["hosts"]}  # one `output` record
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +133,7 @@ def net(
 
 def test_plan_lists_resources_per_site_and_writes_a_plan_file(net: Net, tmp_path: Path) -> None:
     planfile = tmp_path / "net.plan"
-    res = net.cli("plan", str(net.full), "-out", str(planfile), label="plan: 2 sites, 48 to add")
+    res = net.cli("plan", str(net.full), "-out", str(planfile), "-detailed-exitcode", label="plan: 2 sites, 48 to add")
 
     assert res.code == 2, res.err
     for site, (region, cidr, gateway, member) in SITES.items():
@@ -141,9 +142,11 @@ def test_plan_lists_resources_per_site_and_writes_a_plan_file(net: Net, tmp_path
         assert f'+ aws_instance.node["{member}"]' in res.out
     assert "Plan: 48 to add, 0 to change, 0 to destroy" in res.out
     assert "preflight" in res.err and "provider checks passed" in res.err
-    saved = json.loads(planfile.read_text())
+    saved = read_planfile(planfile)
     assert Path(saved["tfplan"]).is_file()
     assert saved["workdir"] == str(net.workdir.resolve())
+    raw = json.loads(planfile.read_text())  # the checkout's paths travel relative to the plan file
+    assert not Path(raw["tfplan"]).is_absolute() and not Path(raw["spec_path"]).is_absolute()
     assert f"Saved the plan to {planfile}" in res.out
 
 
@@ -155,7 +158,7 @@ def test_plan_json_counts_resources_and_holds_no_secret(net: Net, cli_env: Mappi
     assert created >= 1
     save_secrets(ctx.workdir, secrets)
 
-    res = net.cli("plan", str(net.full), "--json", "--skip-preflight")
+    res = net.cli("plan", str(net.full), "--json", "--skip-preflight", "--detailed-exitcode")
 
     assert res.code == 2, res.err
     lines = [json.loads(line) for line in res.out.splitlines() if line.strip()]  # every line is JSON
@@ -307,6 +310,16 @@ def test_removing_a_site_removes_its_routes(net: Net) -> None:
 
 
 def test_destroy_leaves_nothing(net: Net) -> None:
+    # without -auto-approve in CI it shows what it would remove, then refuses to ask
+    shown = net.cli("destroy", str(net.east), "-json", label="destroy: preview")
+    assert shown.code == 1
+    lines = [json.loads(line) for line in shown.out.splitlines()]
+    [preview] = [r for r in lines if r["type"] == "destroy_plan"]
+    assert set(preview["machines"]) >= {"hub1"}
+    assert any(a.startswith("module.site_aws_east.aws_instance.node") for a in preview["resources"])
+    assert lines[-1]["type"] == "error" and "confirmation needed" in lines[-1]["message"]
+    assert net.instances("aws-east")  # nothing was destroyed
+
     res = net.cli("destroy", str(net.east), "--auto-approve", label="destroy: 1 site")
     net.destroyed = res.code == 0
 

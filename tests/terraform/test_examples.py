@@ -37,8 +37,8 @@ SCHEMAS = Path(__file__).resolve().parents[1] / "fixtures" / "schemas"
 ALL = sorted(p.name for p in EXAMPLES.glob("*.json") if p.name != "cloudcast.schema.json")
 # Terraform validate runs on these whole roots (providers: aws from the mirror, or none).
 VALIDATE_WHOLE = [
-    "cloudcaster-hub.json", "lab.json", "lab-gateways.json", "lab-hub.json", "lab-ipsec.json", "lab-vm.json",
-    "p2p-lan-mesh.json",
+    "cloudcaster-hub.json", "lab.json", "lab-gateways.json", "lab-hub.json", "lab-ipsec.json", "lab-policy.json",
+    "lab-vm.json", "p2p-lan-mesh.json",
 ]
 # ...and on the AWS part of these.
 VALIDATE_AWS_PART = ["weave-style.json"]
@@ -52,7 +52,7 @@ SCHEMA_CHECKED = {
 def test_the_example_lists_are_complete() -> None:
     expected = [
         "clique.json", "cloudcaster-hub.json", "fakevpc.json", "lab-gateways.json", "lab-hub.json", "lab-ipsec.json",
-        "lab-vm.json", "lab.json", "p2p-lan-mesh.json", "weave-style.json",
+        "lab-policy.json", "lab-vm.json", "lab.json", "p2p-lan-mesh.json", "weave-style.json",
     ]
     assert expected == ALL
     for name in ALL:

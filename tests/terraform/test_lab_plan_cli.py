@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cloudcast.pipeline.plan import read_planfile
 from tests.conftest import EXAMPLES, run_cli
 
 pytestmark = pytest.mark.terraform
@@ -21,19 +22,21 @@ def lab_spec(tmp_path: Path) -> Path:
 
 
 def test_plan_lists_resources_nodes_and_exits_2(lab_spec: Path, tmp_path: Path) -> None:
-    res = run_cli("plan", str(lab_spec), "--workdir", str(tmp_path / "wd"), "-out", str(tmp_path / "net.plan"))
+    res = run_cli(
+        "plan", str(lab_spec), "--workdir", str(tmp_path / "wd"), "-out", str(tmp_path / "net.plan"), "-detailed-exitcode"
+    )
     assert res.code == 2, res.err
     assert 'terraform_data.node["alpha"]' in res.out
     assert "Terraform: 4 to add, 0 to change, 0 to destroy" in res.out
     assert "delta.lab.internal" in res.out and "double" in res.out
     assert "charlie <-> delta: both behind NAT, relayed through alpha" in res.out
-    saved = json.loads((tmp_path / "net.plan").read_text())
+    saved = read_planfile(tmp_path / "net.plan")
     assert Path(saved["tfplan"]).exists()
 
 
 def test_plan_json_has_no_secret(lab_spec: Path, tmp_path: Path) -> None:
     wd = tmp_path / "wd"
-    res = run_cli("plan", str(lab_spec), "--workdir", str(wd), "--json")
+    res = run_cli("plan", str(lab_spec), "--workdir", str(wd), "--json", "--detailed-exitcode")
     assert res.code == 2, res.err
     doc = json.loads(res.out.strip().splitlines()[-1])
     assert doc["resources"]["add"] == 4
@@ -70,6 +73,8 @@ def test_second_run_is_locked_out(lab_spec: Path, tmp_path: Path) -> None:
 
 def test_relative_spec_path_and_default_workdir(lab_spec: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    res = run_cli("plan", "lab.json")
+    res = run_cli("plan", "lab.json", "-detailed-exitcode")
     assert res.code == 2, res.err
-    assert (tmp_path / ".cloudcast" / "demo" / "terraform" / "cloudcast.tfplan").exists()
+    terraform = tmp_path / ".cloudcast" / "demo" / "terraform"
+    assert (terraform / "main.tf.json").exists()
+    assert not list(terraform.glob("*.tfplan"))  # the run's own plan file, removed once shown

@@ -26,7 +26,7 @@ LAYERS: dict[str, int] = {
     "bootstrap": 8, "lab": 8,
     "routes": 9,
     "verify": 10,
-    "pipeline": 11,
+    "pipeline": 11, "graph": 11,
     "cli": 12, "__main__": 12,
 }
 

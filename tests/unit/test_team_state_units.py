@@ -89,3 +89,59 @@ def test_context_uses_the_remote_store(tmp_path: Path) -> None:
     assert ctx.workdir.remote is not None and ctx.workdir.remote.key == "team/cloudcast.state.json"
     rehearsal = Context.load(path, environ={}, workdir=tmp_path / "wd", rehearsal=True)
     assert rehearsal.workdir.remote is None  # a lab rehearsal never touches the team's bucket
+
+
+def test_the_s3_version_read_travels_with_state_and_secrets_not_in_them(tmp_path: Path) -> None:
+    from cloudcast.state import Secrets, ensure_psks, load_secrets, save_secrets
+
+    wd = WorkDir(tmp_path)
+    state = State(aws_sites={"aws-a": "us-east-1"}, etag='"v1"')
+    assert "etag" not in state.to_dict() and state == State(aws_sites={"aws-a": "us-east-1"})
+    save_state(wd, state)  # no remote: the local file alone, the version untouched
+    assert state.etag == '"v1"' and "v1" not in wd.state_file.read_text()
+    assert load_state(wd).etag is None
+    plan, _ = build_plan(load_spec(EXAMPLES / "lab.json"))
+    kept, made = ensure_psks(plan, Secrets(etag='"s1"'))
+    assert made == len(plan.pairs()) and kept.etag == '"s1"'  # the next write names what was read
+    assert "s1" not in repr(kept) and all(k not in repr(kept) for k in kept.psk.values())
+    save_secrets(wd, kept)
+    assert "s1" not in wd.secrets_file.read_text() and load_secrets(wd).etag is None
+
+
+def test_a_lost_conditional_write_says_which_object_and_what_happened() -> None:
+    from cloudcast.errors import StateError
+    from cloudcast.state import RemoteState, StateConflictError
+
+    remote = RemoteState(bucket="bkt", key="team/cloudcast.state.json", region="eu-west-1")
+    cases = {
+        ("PreconditionFailed", False): "the S3 state s3://bkt/team/cloudcast.state.json changed since this run read it",
+        ("PreconditionFailed", True): "the S3 state s3://bkt/team/cloudcast.state.json was created by another run "
+        "after this one found none",
+        ("NoSuchKey", False): "the S3 state s3://bkt/team/cloudcast.state.json was removed since this run read it "
+        "(another destroy?)",
+        ("ConditionalRequestConflict", False): "the S3 state s3://bkt/team/cloudcast.state.json was being written "
+        "by another run at the same time",
+    }
+    for (code, created), start in cases.items():
+        err = remote._conflict(remote.key, code, created=created)
+        assert isinstance(err, StateConflictError) and isinstance(err, StateError)
+        assert err.message == f"{start} (another apply?): nothing was written"
+        assert err.hint == "re-run to converge: the next run starts from what the other run wrote"
+    secrets = remote._conflict(remote.secrets_key, "412", created=False)
+    assert secrets.message.startswith("the S3 secrets s3://bkt/team/cloudcast.secrets.json changed")
+
+
+def test_paths_of_the_checkout_travel_relative_others_stay_absolute(tmp_path: Path) -> None:
+    from cloudcast.state.paths import portable, resolved
+
+    made, fresh = tmp_path / "job1" / "src", tmp_path / "job2" / "clone"
+    spec_dir, workdir = made / "nets", made / "nets" / ".cloudcast" / "team"
+    roots = (spec_dir, workdir)
+    assert portable(spec_dir / "team.json", made, roots) == "nets/team.json"
+    assert portable(workdir, made, roots) == "nets/.cloudcast/team"
+    assert portable(spec_dir / "team.json", made / "out", roots) == "../nets/team.json"
+    assert portable(Path("/var/lib/cc"), made, roots) == "/var/lib/cc"  # chosen, not the checkout's
+    # the same records read from a fresh clone name the clone's files
+    assert resolved("nets/team.json", fresh) == fresh / "nets" / "team.json"
+    assert resolved("../nets/team.json", fresh / "out") == fresh / "nets" / "team.json"
+    assert resolved("/var/lib/cc", fresh) == Path("/var/lib/cc")
