@@ -23,7 +23,9 @@ HOSTS = {"own1": "198.18.3.10", "own2": "198.18.3.11"}
 
 #: everything of cloudcast's a host could keep, one listing per line
 INVENTORY = (
-    "systemctl list-unit-files --no-legend 'wg-quick@*' 'cloudcast-*' 'strongswan*' | sort; "
+    # loaded units, not unit files: the packages apply installs bring their templates
+    # (wg-quick@.service), and those stay with the packages
+    "systemctl list-units --all --plain --no-legend 'wg-quick@*' 'cloudcast-*' 'strongswan*' | cut -d' ' -f1 | sort; "
     # files, not directories: installing wireguard-tools makes /etc/wireguard itself
     "find /etc/wireguard /etc/cloudcast /etc/systemd/system /etc/sysctl.d ! -type d 2>/dev/null | sort; "
     "ip -br link | cut -d' ' -f1 | sort; "
