@@ -15,14 +15,12 @@ Latency is the average of `ping -c 50 -i 0.02`; throughput one `iperf3 -t SECOND
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from labbench import PREFIX, ROOT, address, cloudcast, lab, lab_to_ourselves, sh
+from labbench import PREFIX, ROOT, address, cloudcast, iperf, lab, lab_to_ourselves, sh
 
 CASES = (
     # transport, example, source member, destination member
@@ -42,14 +40,6 @@ def ping(src: str, dst: str) -> float:
     out = sh(src, f"ping -n -q -c 50 -i 0.02 -W 2 {dst}").stdout
     line = next(ln for ln in out.splitlines() if "min/avg/max" in ln)
     return float(line.split("=")[1].split("/")[1])
-
-
-def iperf(src: str, dst_host: str, dst: str, seconds: int) -> float:
-    sh(dst_host, "iperf3 -s -D -1 --logfile /tmp/iperf3.log")
-    time.sleep(0.3)
-    out = sh(src, f"iperf3 -c {dst} -t {seconds} -J", timeout=seconds + 60).stdout
-    sh(dst_host, "pkill -x iperf3 || true")
-    return float(json.loads(out)["end"]["sum_received"]["bits_per_second"]) / 1e6
 
 
 def run_case(transport: str, example: str, src: str, dst: str, seconds: int, work: Path) -> list[Measure]:

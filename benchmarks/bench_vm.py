@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from labbench import PREFIX, ROOT, cloudcast, lab, lab_to_ourselves, sh
+from labbench import PREFIX, ROOT, address, cloudcast, iperf, lab, lab_to_ourselves, sh
 
 from cloudcast import __version__
 from cloudcast.lab import image, vm
@@ -88,10 +88,6 @@ def write(work: Path, name: str, doc: dict[str, Any]) -> list[str]:
     return [str(spec), "--auto-approve", "--workdir", str(work / f"{name}.state")]
 
 
-def overlay_ip(host: str) -> str:
-    return sh(host, "ip -4 -o addr show dev cc0").stdout.split()[3].split("/")[0]
-
-
 def rejoined(host: str, peers: list[str], budget: float = 300) -> bool:
     deadline = time.monotonic() + budget
     pending = list(peers)
@@ -110,7 +106,7 @@ def bench_mesh(n: int, work: Path, figures: Figures, *, reboot: bool) -> None:
                          "converge_s": round(converge, 1), "total_s": round(hosts + converge, 1)})  # fmt: skip
     print(f"mesh of {n} VMs: hosts {hosts:.1f} s, converge + verify {converge:.1f} s", flush=True)
     if reboot:
-        peers = [overlay_ip(f"v{i}") for i in range(1, n)]
+        peers = [address(f"v{i}", "cc0") for i in range(1, n)]
         start = time.perf_counter()
         ssh_back = lab.host_reboot("v0", PREFIX)
         ok = rejoined("v0", peers)
@@ -119,14 +115,6 @@ def bench_mesh(n: int, work: Path, figures: Figures, *, reboot: bool) -> None:
         print(f"reboot of v0: SSH back {ssh_back:.1f} s, pings all {n - 1} peers {total:.1f} s ({ok=})", flush=True)
     cloudcast("destroy", *common)
     lab.down(PREFIX)
-
-
-def iperf(src: str, dst_host: str, dst: str, seconds: int) -> float:
-    sh(dst_host, "iperf3 -s -D -1 --logfile /tmp/iperf3.log")
-    time.sleep(0.5)
-    out = sh(src, f"iperf3 -c {dst} -t {seconds} -J", timeout=seconds + 120).stdout
-    sh(dst_host, "pkill -x iperf3 || true")
-    return float(json.loads(out)["end"]["sum_received"]["bits_per_second"]) / 1e6
 
 
 def datapath(transport: str) -> str:
@@ -141,14 +129,14 @@ def bench_lan(transport: str, work: Path, figures: Figures, seconds: int) -> Non
     common = write(work, f"lan-{transport}", lan_spec(transport))
     cloudcast("apply", *common)
     try:
-        dst = sh("bwest1", "ip -4 -o addr show dev lan0").stdout.split()[3].split("/")[0]
+        dst = address("bwest1", "lan0")
         for round_ in ("kernel", "userspace"):
             if round_ == "userspace":
                 for gw in ("bgw-east", "bgw-west"):
                     sh(gw, NO_KERNEL[transport])
                 cloudcast("apply", *common)
             path = datapath(transport)
-            mbit = iperf("beast1", "bwest1", dst, seconds)
+            mbit = iperf("beast1", "bwest1", dst, seconds, settle=0.5, slack=120)  # TCG is slow
             figures.lan.append({"transport": transport, "datapath": path, "mbit_s": round(mbit, 1)})
             print(f"LAN to LAN over {transport} ({path}): {mbit:.1f} Mbit/s", flush=True)
     finally:

@@ -4,9 +4,11 @@ on lab hosts and the cloudcast CLI."""
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +36,16 @@ def cloudcast(*args: str) -> None:
 def address(host: str, dev: str) -> str:
     """The IPv4 address of `dev` on lab host `host`."""
     return sh(host, f"ip -4 -o addr show dev {dev}").stdout.split()[3].split("/")[0]
+
+
+def iperf(src: str, dst_host: str, dst: str, seconds: int, *, settle: float = 0.3, slack: float = 60) -> float:
+    """Mbit/s of one iperf3 TCP stream from `src` to `dst` (served by `dst_host`), receiver side.
+    `settle`: seconds for the server to listen; `slack`: what the client may take beyond `seconds`."""
+    sh(dst_host, "iperf3 -s -D -1 --logfile /tmp/iperf3.log")
+    time.sleep(settle)
+    out = sh(src, f"iperf3 -c {dst} -t {seconds} -J", timeout=seconds + slack).stdout
+    sh(dst_host, "pkill -x iperf3 || true")
+    return float(json.loads(out)["end"]["sum_received"]["bits_per_second"]) / 1e6
 
 
 @contextmanager

@@ -33,7 +33,7 @@ from unittest import mock
 
 import pytest
 
-from tests.conftest import MOTO_JAMMY_IDS
+from tests.conftest import EXAMPLES, MOTO_JAMMY_IDS
 
 ROOT = Path(__file__).resolve().parents[2]
 TF_DIR = ROOT / "tf"
@@ -292,3 +292,11 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.section("cloudcast vs terraform time")
     for measured in MEASURED:
         terminalreporter.write_line(measured.line())
+
+
+@pytest.fixture
+def lab_spec(tmp_path: Path) -> Path:
+    """A copy of examples/lab.json in the test's own directory."""
+    spec = tmp_path / "lab.json"
+    shutil.copy(EXAMPLES / "lab.json", spec)
+    return spec

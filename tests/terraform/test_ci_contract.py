@@ -20,13 +20,6 @@ from tests.conftest import EXAMPLES, run_cli
 pytestmark = pytest.mark.terraform
 
 
-@pytest.fixture
-def lab_spec(tmp_path: Path) -> Path:
-    spec = tmp_path / "lab.json"
-    shutil.copy(EXAMPLES / "lab.json", spec)
-    return spec
-
-
 def records(out: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in out.splitlines() if line.strip()]
 

@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from cloudcast.pipeline.plan import read_planfile
-from tests.conftest import EXAMPLES, run_cli
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.terraform
-
-
-@pytest.fixture
-def lab_spec(tmp_path: Path) -> Path:
-    spec = tmp_path / "lab.json"
-    shutil.copy(EXAMPLES / "lab.json", spec)
-    return spec
 
 
 def test_plan_lists_resources_nodes_and_exits_2(lab_spec: Path, tmp_path: Path) -> None:
