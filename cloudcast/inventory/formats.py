@@ -105,5 +105,9 @@ def render_inventory(
             group = _ansible_str(one_word(n.site.replace("-", "_"), site), site)
             groups.setdefault(group, {"hosts": {}})["hosts"][name] = vars_  # type: ignore[index]
         return yaml.safe_dump({"all": {"children": groups}}, sort_keys=True)
-    data = [{**h.to_dict(), "overlay_ip": n.overlay_ip, "fqdn": n.fqdn} for n, h in rows]
-    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+    return json.dumps(host_records(plan, inv), indent=2, sort_keys=True) + "\n"
+
+
+def host_records(plan: NetworkPlan, inv: Inventory) -> list[dict[str, object]]:
+    """Every node's host with its overlay address and name (what `--format json` prints)."""
+    return [{**inv.host(n.name).to_dict(), "overlay_ip": n.overlay_ip, "fqdn": n.fqdn} for n in plan.nodes]

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from cloudcast.inventory import Inventory
-from cloudcast.inventory.formats import render_inventory
+from cloudcast.inventory.formats import host_records, render_inventory
 from cloudcast.pipeline.context import Context
 from cloudcast.pipeline.hosts import inventory
 from cloudcast.plan.model import NetworkPlan
@@ -62,5 +61,5 @@ def output(ctx: Context, fmt: str) -> str:
 
 def output_rows(ctx: Context) -> list[dict[str, object]]:
     """The inventory as records (`output --json`)."""
-    rows: list[dict[str, object]] = json.loads(output(ctx, "json"))
-    return rows
+    plan, inv = live_hosts(ctx)
+    return host_records(plan, inv)
