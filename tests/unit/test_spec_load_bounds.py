@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
@@ -34,11 +35,13 @@ CUT = repr("1" * 80) + "…"  # what a 5,000-digit number is cut to in a message
 
 
 def refused(cli: Cli, path: Path, *, traced: bool = True) -> list[str]:
-    """stderr lines of `cloudcast validate PATH`, after checking it failed cleanly and small (that
-    it ends at all is the module's timeout: how fast is benchmarks/bench_validate.py's to say)."""
+    """stderr lines of `cloudcast validate PATH`, after checking it failed cleanly, fast and small."""
+    start = time.monotonic()
     res = cli("validate", str(path))
+    elapsed = time.monotonic() - start
     assert res.code == 1, res.err
     assert "Traceback" not in res.err and "internal error" not in res.err, res.err
+    assert elapsed < 5, f"took {elapsed:.1f} s"
     if traced:
         tracemalloc.start()
         try:
